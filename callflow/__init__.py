@@ -1,0 +1,3 @@
+"""callflow: on-premises call tracking and call routing for Asterisk."""
+
+__version__ = "0.1.0"

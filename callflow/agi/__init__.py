@@ -1,0 +1,1 @@
+"""FastAGI protocol (pure) and its asyncio server."""
