@@ -132,6 +132,10 @@ class AgiServer:
             session = await self._accept(reader, writer)
             if session is not None:
                 await self._serve(session)
+        except asyncio.CancelledError:
+            # Cancelled by stop() after the grace period.  End normally: Python 3.11's
+            # start_server callback calls task.exception() and would log a cancelled task.
+            log.info("agi.connection.cancelled")
         except Exception:
             log.exception("agi.connection.error")
         finally:

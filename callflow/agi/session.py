@@ -126,7 +126,7 @@ class AgiSession:
         """True once the session has been closed or dropped."""
         return self._closed
 
-    async def command(self, verb: str, *args: str, timeout: Timeout = DEFAULT) -> Reply:  # noqa: ASYNC109
+    async def command(self, verb: str, *args: str, timeout: Timeout = DEFAULT) -> Reply:
         """Send one command and return its final reply (any code), skipping 100 and HANGUP."""
         line = format_command(verb, *args)
         limit = self.command_timeout if timeout is DEFAULT else timeout
@@ -142,6 +142,9 @@ class AgiSession:
             except TimeoutError:
                 self.abort()
                 raise AgiTimeout(f"{verb}: no reply within {limit}s") from None
+            except AgiDisconnected:
+                self.abort()
+                raise
             except ConnectionError as exc:
                 self.abort()
                 raise AgiDisconnected(f"{verb}: connection lost: {exc}") from exc
@@ -192,7 +195,7 @@ class AgiSession:
         timeout_ms: int,
         max_digits: int,
         *,
-        timeout: Timeout = None,  # noqa: ASYNC109
+        timeout: Timeout = None,
     ) -> tuple[str, bool]:
         """Play ``prompt`` and collect digits; return (digits, timed_out), AgiHangup on hangup."""
         reply = self._check(
@@ -210,7 +213,7 @@ class AgiSession:
         name: str,
         escape_digits: str = "",
         *,
-        timeout: Timeout = None,  # noqa: ASYNC109
+        timeout: Timeout = None,
     ) -> str | None:
         """Play a file; return the escape digit pressed, or None if it played to the end."""
         reply = self._check(await self.command("STREAM FILE", name, escape_digits, timeout=timeout))
@@ -241,7 +244,7 @@ class AgiSession:
         """Set a channel variable (works after hangup)."""
         self._check(await self.command("SET VARIABLE", name, value))
 
-    async def exec(self, app: str, *app_args: str, timeout: Timeout = None) -> Reply:  # noqa: ASYNC109
+    async def exec(self, app: str, *app_args: str, timeout: Timeout = None) -> Reply:
         """Run a dialplan application (args joined with ','); no timeout unless given."""
         args = (app, ",".join(app_args)) if app_args else (app,)
         return self._check(await self.command("EXEC", *args, timeout=timeout))

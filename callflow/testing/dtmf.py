@@ -14,7 +14,7 @@ GAP_MS = 140  # pause between two digits
 
 
 def _ipv4_checksum(header: bytes) -> int:
-    total = sum(struct.unpack("!10H", header))
+    total: int = sum(struct.unpack("!10H", header))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF

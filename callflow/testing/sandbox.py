@@ -166,8 +166,16 @@ class Sandbox:
         """Render the sandbox configuration and the shipped dialplan into the sandbox folder."""
         c = self.config
         etc = c.dir / "etc"
-        for sub in ("etc", "lib", "data/sounds/en", "agi-bin", "spool", "run", "log/cdr-csv",
-                    "log/cel-custom"):
+        for sub in (
+            "etc",
+            "lib",
+            "data/sounds/en",
+            "agi-bin",
+            "spool",
+            "run",
+            "log/cdr-csv",
+            "log/cel-custom",
+        ):
             (c.dir / sub).mkdir(parents=True, exist_ok=True)
         creds = self.credentials()
         values = {
@@ -372,8 +380,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.action == "up":
             sandbox.start()
             print(sandbox.rx("core show version").strip())
-            print(f"sandbox '{c.name}' up: SIP {c.host}:{c.sip_port}, AMI :{c.ami_port}, "
-                  f"HTTP/ARI :{c.http_port}, AGI expected on :{c.agi_port}")
+            print(
+                f"sandbox '{c.name}' up: SIP {c.host}:{c.sip_port}, AMI :{c.ami_port}, "
+                f"HTTP/ARI :{c.http_port}, AGI expected on :{c.agi_port}"
+            )
             print(f"config and logs: {c.dir}")
         elif args.action == "down":
             sandbox.stop()

@@ -89,6 +89,7 @@ def carrier_scenario(
         "SIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n"
         "[last_CSeq:]\nContent-Length: 0\n"
     )
+    bye_wait_ms = max(1, hold_ms - (dtmf_delay_ms if dtmf_pcap else 0))
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="callflow carrier">
   <send retrans="500" start_txn="invite">{_cdata(invite)}</send>
@@ -99,7 +100,7 @@ def carrier_scenario(
   <recv response="200" rrs="true" response_txn="invite"/>
   <send ack_txn="invite">{_cdata(ack_2xx)}</send>
   <nop><action><log message="ANSWERED [clock_tick]"/></action></nop>
-{dtmf}  <recv request="BYE" timeout="{max(1, hold_ms - (dtmf_delay_ms if dtmf_pcap else 0))}" ontimeout="hangup"/>
+{dtmf}  <recv request="BYE" timeout="{bye_wait_ms}" ontimeout="hangup"/>
   <send>{_cdata(ok_bye)}</send>
   <nop next="end"><action><log message="REMOTE-BYE [clock_tick]"/></action></nop>
   <label id="hangup"/>
@@ -116,8 +117,10 @@ def carrier_scenario(
 
 def agent_scenario(*, answer_after_ms: int | None, reject: int | None, talk_ms: int | None) -> str:
     """A UAS that rejects with a code, rings forever, or answers after ringing (then talks)."""
-    trying = "SIP/2.0 100 Trying\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n" \
+    trying = (
+        "SIP/2.0 100 Trying\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n"
         "[last_CSeq:]\nContent-Length: 0\n"
+    )
     ringing = (
         "SIP/2.0 180 Ringing\n[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]AG[call_number]\n"
         "[last_Call-ID:]\n[last_CSeq:]\nContact: <sip:[local_ip]:[local_port]>\n"
@@ -148,7 +151,8 @@ def agent_scenario(*, answer_after_ms: int | None, reject: int | None, talk_ms: 
     )
     ok_invite = (
         "SIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]AG[call_number]\n"
-        "[last_Call-ID:]\n[last_CSeq:]\nContact: <sip:[local_ip]:[local_port];transport=[transport]>\n"
+        "[last_Call-ID:]\n[last_CSeq:]\n"
+        "Contact: <sip:[local_ip]:[local_port];transport=[transport]>\n"
         "Content-Type: application/sdp\nContent-Length: [len]\n\n" + _SDP
     )
     bye = (

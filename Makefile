@@ -1,0 +1,71 @@
+# callflow: one command to try it (make demo), one to test it (make test). Run as root on Debian.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEBIAN_PACKAGES := debootstrap sip-tester mosquitto sox
+
+.PHONY: help deps venv system-deps chroot sandbox-up sandbox-down sandbox-cli sandbox-log \
+        test test-fast lint fmt demo bench clean
+
+help:
+	@echo "make demo          sandbox PBX + daemon + real SIPp calls + a CDR report"
+	@echo "make test          install everything needed, then run all tests (real Asterisk)"
+	@echo "make lint          ruff + mypy"
+	@echo "make sandbox-up    start the sandbox Asterisk (sandbox-down, sandbox-cli, sandbox-log)"
+
+deps: system-deps venv
+
+# Debian packages: SIPp, debootstrap (the sandbox chroot), Mosquitto, sox.
+system-deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" -ne 0 ]; then echo "missing Debian packages:$$missing (run as root, or apt-get install them)"; exit 1; fi; \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,fast]'
+	touch $@
+
+chroot: system-deps
+	@scripts/asterisk-chroot.sh >/dev/null
+
+sandbox-up: deps chroot
+	$(PY) -m callflow.testing.sandbox up
+
+sandbox-down: venv
+	$(PY) -m callflow.testing.sandbox down
+
+sandbox-cli: venv
+	$(PY) -m callflow.testing.sandbox cli
+
+sandbox-log: venv
+	$(PY) -m callflow.testing.sandbox log
+
+# All tests, real Asterisk included. pytest's exit code 5 (no tests ran) fails like any other.
+test: deps chroot
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+# Tests that need no PBX (protocol, rules, store): quick feedback while editing.
+test-fast: venv
+	$(PY) -m pytest -p no:cacheprovider -m "not pbx" $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+fmt: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache
