@@ -41,8 +41,12 @@ def carrier_scenario(
     dtmf_pcap: str | None,
     dtmf_delay_ms: int,
     extra_headers: dict[str, str],
+    cancel_after_ms: int | None = None,
 ) -> str:
-    """A UAC that calls DNIS from ANI, plays DTMF after answer, and hangs up after hold_ms."""
+    """A UAC that calls DNIS from ANI, plays DTMF after answer, and hangs up after hold_ms.
+
+    With cancel_after_ms the caller gives up that long after the call starts ringing (180).
+    """
     name = f'"{_header_value(caller_name)}" ' if caller_name else ""
     ani_v, dnis_v = _header_value(ani), _header_value(dnis)
     extra = "".join(f"{_header_value(k)}: {_header_value(v)}\n" for k, v in extra_headers.items())
@@ -90,12 +94,37 @@ def carrier_scenario(
         "[last_CSeq:]\nContent-Length: 0\n"
     )
     bye_wait_ms = max(1, hold_ms - (dtmf_delay_ms if dtmf_pcap else 0))
+    if cancel_after_ms is None:
+        provisional = (
+            '  <recv response="180" optional="true" response_txn="invite"/>\n'
+            '  <recv response="183" optional="true" response_txn="invite"/>'
+        )
+        cancel = ""
+    else:
+        provisional = (
+            '  <recv response="180" response_txn="invite"/>\n'
+            f'  <recv response="183" timeout="{cancel_after_ms}" ontimeout="cancel"/>'
+        )
+        cancel_msg = (
+            f"CANCEL sip:{dnis_v}@[remote_ip]:[remote_port] SIP/2.0\n"
+            "[last_Via:]\n[last_From:]\n"
+            f"To: <sip:{dnis_v}@[remote_ip]:[remote_port]>\n"
+            "[last_Call-ID:]\nCSeq: 1 CANCEL\nMax-Forwards: 70\nContent-Length: 0\n"
+        )
+        cancel = (
+            '  <label id="cancel"/>\n'
+            '  <nop><action><log message="CANCEL [clock_tick]"/></action></nop>\n'
+            f'  <send start_txn="cancel">{_cdata(cancel_msg)}</send>\n'
+            '  <recv response="200" response_txn="cancel"/>\n'
+            '  <recv response="487" response_txn="invite"/>\n'
+            f'  <send ack_txn="invite">{_cdata(ack_failure)}</send>\n'
+            '  <nop next="end"/>\n'
+        )
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="callflow carrier">
   <send retrans="500" start_txn="invite">{_cdata(invite)}</send>
   <recv response="100" optional="true" response_txn="invite"/>
-  <recv response="180" optional="true" response_txn="invite"/>
-  <recv response="183" optional="true" response_txn="invite"/>
+{provisional}
 {failures}
   <recv response="200" rrs="true" response_txn="invite"/>
   <send ack_txn="invite">{_cdata(ack_2xx)}</send>
@@ -110,7 +139,8 @@ def carrier_scenario(
   <nop next="end"/>
   <label id="failed"/>
   <send ack_txn="invite">{_cdata(ack_failure)}</send>
-  <label id="end"/>
+  <nop next="end"/>
+{cancel}  <label id="end"/>
 </scenario>
 """
 

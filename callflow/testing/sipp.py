@@ -145,9 +145,13 @@ class Carrier:
         digits_delay: float = 0.5,
         hold: float = 2.0,
         headers: dict[str, str] | None = None,
+        cancel_after: float | None = None,
         timeout: float = 90.0,
     ) -> CallResult:
-        """Call DNIS from ANI; after answer send DIGITS, then hang up after HOLD seconds."""
+        """Call DNIS from ANI; after answer send DIGITS, then hang up after HOLD seconds.
+
+        With cancel_after, the caller hangs up that many seconds after the call starts ringing.
+        """
         n = next(self._seq)
         d = self.workdir / f"call{n}"
         d.mkdir(parents=True, exist_ok=True)
@@ -156,6 +160,7 @@ class Carrier:
             ani=ani, dnis=dnis, caller_name=caller_name, hold_ms=max(1, int(hold * 1000)),
             dtmf_pcap=str(pcap) if pcap else None, dtmf_delay_ms=int(digits_delay * 1000),
             extra_headers=headers or {},
+            cancel_after_ms=None if cancel_after is None else max(1, int(cancel_after * 1000)),
         )  # fmt: skip
         (d / "carrier.xml").write_text(xml, encoding="latin-1", errors="replace")
         c = self.config
@@ -175,13 +180,21 @@ class Carrier:
         _, err = await proc.communicate()
         messages = parse_trace(_read(d / "messages.log"))
         actions = _read(d / "actions.log")
-        responses = [m.code for m in messages if m.received and m.code and m.code >= 200]
+        responses = [
+            m.code
+            for m in messages
+            if m.received and m.code and m.code >= 200 and "INVITE" in (m.header("cseq") or "")
+        ]
         final = responses[0] if responses else None
         answered = final == 200
         duration = None
         hung_up_by = None
         if answered:
-            ok_at = next(m.at for m in messages if m.received and m.code == 200)
+            ok_at = next(
+                m.at
+                for m in messages
+                if m.received and m.code == 200 and "INVITE" in (m.header("cseq") or "")
+            )
             end_at = messages[-1].at
             duration = end_at - ok_at
             hung_up_by = "pbx" if "REMOTE-BYE" in actions else "carrier"

@@ -156,3 +156,17 @@ async def test_pstn_dial_string_reaches_trunk(agi_server, agents, place_call) ->
     (invite,) = trunk.invites
     assert invite.request_uri.startswith("sip:+15551234567@127.0.0.9")  # type: ignore[union-attr]
     assert seen["dialstatus"] == "ANSWER"
+
+
+async def test_caller_cancels_while_ringing(agi_server, agents, place_call) -> None:
+    seen: dict[str, object] = {}
+    await agi_server({"/inbound": dial_handler("PJSIP/agent3,30", seen)})
+    agent = await agents("agent3", answer_after=None)
+
+    result = await place_call(ani="2125550100", dnis="8005550001", cancel_after=1.0)
+    await handled(seen)
+
+    assert not result.answered and result.final_code == 487
+    assert seen["dialstatus"] == "CANCEL"
+    assert seen["dial_result"] == "-1"
+    assert len(agent.invites) == 1
