@@ -1,0 +1,63 @@
+"""Opening the writer (read-write, migrated, WAL) and reader (read-only) SQLite connections."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import aiosqlite
+
+from callflow.store.errors import SchemaError
+from callflow.store.migrations import SCHEMA_VERSION, check_version, migrate, read_version
+from callflow.store.schema import BUSY_TIMEOUT_MS, PRAGMAS
+
+__all__ = ["open_reader", "open_writer"]
+
+StrPath = str | os.PathLike[str]
+
+
+async def open_writer(path: StrPath) -> aiosqlite.Connection:
+    """Open (creating if needed) a CDR database read-write: pragmas, WAL, migrations applied."""
+    conn = await aiosqlite.connect(os.fspath(path), isolation_level=None)
+    try:
+        for pragma in PRAGMAS:
+            await conn.execute(pragma)
+        check_version(*await read_version(conn))  # refuse before changing anything
+        async with conn.execute("PRAGMA journal_mode = WAL") as cur:
+            mode = await cur.fetchone()
+        if mode is None or str(mode[0]).lower() != "wal":
+            raise SchemaError(f"{path}: could not switch to WAL mode (got {mode!r})")
+        await migrate(conn)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+def _read_only_uri(path: StrPath) -> str:
+    """The ``file:`` URI opening an existing database read-only."""
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"no CDR database at {file}")
+    return file.resolve().as_uri() + "?mode=ro"
+
+
+async def open_reader(path: StrPath) -> aiosqlite.Connection:
+    """Open an existing, current CDR database read-only."""
+    file = Path(path)
+    uri = _read_only_uri(path)
+    conn = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+    try:
+        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await conn.execute("PRAGMA query_only = ON")
+        version, app = await read_version(conn)
+        check_version(version, app)
+        if version < SCHEMA_VERSION:
+            raise SchemaError(
+                f"{file}: CDR schema version {version}, expected {SCHEMA_VERSION}; "
+                "open it once with the daemon (CdrStore) to migrate it"
+            )
+    except BaseException:
+        await conn.close()
+        raise
+    return conn

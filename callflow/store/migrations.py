@@ -1,0 +1,157 @@
+"""Versioned schema migrations, tracked by ``PRAGMA user_version`` and applied on open.
+
+Each step is frozen history: never edit a released step, append a new one instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import aiosqlite
+import structlog
+
+from callflow.store.errors import SchemaError, SchemaTooNew
+from callflow.store.schema import APPLICATION_ID
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "check_version", "migrate", "read_version"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step: the SQL that takes the database from ``version - 1`` to ``version``."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+_V1 = Migration(
+    1,
+    "calls and attempts",
+    (
+        f"PRAGMA application_id = {APPLICATION_ID}",
+        """
+        CREATE TABLE calls (
+            uniqueid          TEXT PRIMARY KEY NOT NULL,
+            linkedid          TEXT NOT NULL,
+            channel           TEXT NOT NULL,
+            started_at        REAL NOT NULL,
+            ani_raw           TEXT NOT NULL,
+            ani_e164          TEXT,
+            caller_name       TEXT,
+            ani_valid         INTEGER NOT NULL,
+            ani_anonymous     INTEGER NOT NULL,
+            country           TEXT,
+            area_code         TEXT,
+            state             TEXT,
+            region            TEXT,
+            city              TEXT,
+            timezone          TEXT,
+            dnis              TEXT NOT NULL,
+            tracking_number   TEXT,
+            number_known      INTEGER NOT NULL,
+            campaign          TEXT,
+            source            TEXT,
+            medium            TEXT,
+            keyword           TEXT,
+            ad                TEXT,
+            repeat_caller     INTEGER NOT NULL,
+            node              TEXT NOT NULL,
+            answered_at       REAL,
+            ended_at          REAL,
+            disposition       TEXT,
+            final_target      TEXT,
+            final_destination TEXT,
+            ring_seconds      REAL,
+            talk_seconds      REAL,
+            hangup_by         TEXT,
+            ivr_digits        TEXT,
+            route_reason      TEXT,
+            dialstatus        TEXT,
+            status            TEXT NOT NULL
+                              CHECK (status IN ('in_progress', 'completed', 'unknown')),
+            updated_at        REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX calls_started_at ON calls (started_at)",
+        "CREATE INDEX calls_ani_started_at ON calls (ani_e164, started_at)",
+        "CREATE INDEX calls_campaign_started_at ON calls (campaign, started_at)",
+        "CREATE INDEX calls_in_progress ON calls (status) WHERE status = 'in_progress'",
+        # The primary key (uniqueid, seq) clusters a call's attempts together and serves
+        # lookups by uniqueid, so no separate attempts(uniqueid) index is needed.
+        """
+        CREATE TABLE attempts (
+            uniqueid     TEXT NOT NULL REFERENCES calls (uniqueid) ON DELETE CASCADE,
+            seq          INTEGER NOT NULL CHECK (seq >= 1),
+            target       TEXT NOT NULL,
+            destination  TEXT NOT NULL,
+            started_at   REAL NOT NULL,
+            answered_at  REAL,
+            ended_at     REAL NOT NULL,
+            result       TEXT NOT NULL,
+            ring_seconds REAL NOT NULL,
+            talk_seconds REAL NOT NULL,
+            hangup_cause INTEGER,
+            PRIMARY KEY (uniqueid, seq)
+        ) WITHOUT ROWID
+        """,
+    ),
+)
+
+#: Every step, in order; ``MIGRATIONS[i].version == i + 1``.
+MIGRATIONS: Final[tuple[Migration, ...]] = (_V1,)
+#: The schema version this code reads and writes.
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+
+async def read_version(conn: aiosqlite.Connection) -> tuple[int, int]:
+    """Return the database's ``(user_version, application_id)``."""
+    async with conn.execute("PRAGMA user_version") as cur:
+        version = await cur.fetchone()
+    async with conn.execute("PRAGMA application_id") as cur:
+        app = await cur.fetchone()
+    assert version is not None and app is not None
+    return int(version[0]), int(app[0])
+
+
+def check_version(version: int, application_id: int, *, known: int = SCHEMA_VERSION) -> None:
+    """Raise if a database with this header cannot be used by this code."""
+    if application_id not in (0, APPLICATION_ID):
+        raise SchemaError(
+            f"not a callflow CDR database (application_id {application_id:#x}, "
+            f"expected {APPLICATION_ID:#x})"
+        )
+    if version > known:
+        raise SchemaTooNew(
+            f"CDR database schema version {version} is newer than this callflow knows "
+            f"({known}); upgrade callflow or use a copy of an older database"
+        )
+
+
+async def migrate(
+    conn: aiosqlite.Connection, migrations: tuple[Migration, ...] = MIGRATIONS
+) -> int:
+    """Bring the database up to date in one IMMEDIATE transaction; return the final version."""
+    target = len(migrations)
+    version, app = await read_version(conn)
+    check_version(version, app, known=target)
+    if version == target:
+        return target
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        version, app = await read_version(conn)  # re-read under the write lock
+        check_version(version, app, known=target)
+        for step in migrations[version:]:
+            for sql in step.statements:
+                await conn.execute(sql)
+            await conn.execute(f"PRAGMA user_version = {int(step.version)}")
+            log.info("cdr_schema_migrated", version=step.version, description=step.description)
+        await conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            await conn.execute("ROLLBACK")
+        raise
+    return target

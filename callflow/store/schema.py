@@ -1,0 +1,122 @@
+"""The current shape of the CDR tables: column lists, DML statements, pragmas, row decoding.
+
+The DDL itself lives in :mod:`callflow.store.migrations` (frozen history); this module mirrors
+the latest version and is checked against it by the tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from operator import attrgetter
+from typing import Any, Final, TypeAlias
+
+from callflow.store.records import CallEnd, CallStart, DialAttempt
+
+__all__ = [
+    "APPLICATION_ID",
+    "ATTEMPT_COLUMNS",
+    "BOOL_COLUMNS",
+    "BUSY_TIMEOUT_MS",
+    "CALL_COLUMNS",
+    "END_COLUMNS",
+    "FINISH_CALL",
+    "INSERT_ATTEMPT",
+    "INSERT_CALL",
+    "LAST_SEEN",
+    "MARK_UNKNOWN",
+    "PRAGMAS",
+    "RESOLVE_CALL",
+    "START_COLUMNS",
+    "TIME_COLUMNS",
+    "Row",
+    "attempt_params",
+    "attempt_row",
+    "call_row",
+    "end_params",
+    "start_params",
+]
+
+Row: TypeAlias = dict[str, Any]
+
+#: ``PRAGMA application_id`` marking a callflow CDR database ("CFLW").
+APPLICATION_ID: Final = 0x43464C57
+#: How long a connection waits for another one's lock before failing.
+BUSY_TIMEOUT_MS: Final = 5000
+
+START_COLUMNS: Final = tuple(f.name for f in fields(CallStart))
+END_COLUMNS: Final = tuple(f.name for f in fields(CallEnd) if f.name != "uniqueid")
+CALL_COLUMNS: Final = (*START_COLUMNS, *END_COLUMNS, "status", "updated_at")
+ATTEMPT_COLUMNS: Final = tuple(f.name for f in fields(DialAttempt))
+#: Columns stored as 0/1 and handed back as bool.
+BOOL_COLUMNS: Final = frozenset(
+    f.name for f in (*fields(CallStart), *fields(CallEnd), *fields(DialAttempt)) if f.type == "bool"
+)
+#: Columns holding UTC epoch seconds (rendered as ISO-8601 by exports).
+TIME_COLUMNS: Final = frozenset({"started_at", "answered_at", "ended_at", "updated_at"})
+
+_start_values = attrgetter(*START_COLUMNS)
+_end_values = attrgetter(*END_COLUMNS)
+_attempt_values = attrgetter(*ATTEMPT_COLUMNS)
+
+INSERT_CALL: Final = (
+    f"INSERT INTO calls ({', '.join(START_COLUMNS)}, status, updated_at) "
+    f"VALUES ({', '.join('?' * len(START_COLUMNS))}, 'in_progress', ?)"
+)
+INSERT_ATTEMPT: Final = (
+    f"INSERT INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(ATTEMPT_COLUMNS))})"
+)
+_SET_END: Final = ", ".join(f"{c} = ?" for c in END_COLUMNS)
+FINISH_CALL: Final = (
+    f"UPDATE calls SET {_SET_END}, status = 'completed', updated_at = ? WHERE uniqueid = ?"
+)
+#: Like FINISH_CALL, limited to rows still in progress (a condition may be appended).
+RESOLVE_CALL: Final = FINISH_CALL + " AND status = 'in_progress'"
+MARK_UNKNOWN: Final = (
+    "UPDATE calls SET status = 'unknown', disposition = 'unknown', ended_at = NULL, "
+    "updated_at = ? WHERE status = 'in_progress'"
+)
+LAST_SEEN: Final = "SELECT max(started_at) AS last_seen FROM calls WHERE ani_e164 = ?"
+
+
+def start_params(call: CallStart, now: float) -> tuple[Any, ...]:
+    """Bind values for INSERT_CALL."""
+    return (*_start_values(call), now)
+
+
+def end_params(end: CallEnd, now: float) -> tuple[Any, ...]:
+    """Bind values for FINISH_CALL / RESOLVE_CALL."""
+    return (*_end_values(end), now, end.uniqueid)
+
+
+def attempt_params(attempt: DialAttempt) -> tuple[Any, ...]:
+    """Bind values for INSERT_ATTEMPT."""
+    return tuple(_attempt_values(attempt))
+
+
+def _decoder(columns: tuple[str, ...]) -> Callable[[Sequence[Any]], Row]:
+    """Build a fast tuple -> dict decoder for a fixed column list (flags back to bool)."""
+    flags = [i for i, name in enumerate(columns) if name in BOOL_COLUMNS]
+
+    def decode(values: Sequence[Any]) -> Row:
+        row = dict(zip(columns, values, strict=True))
+        for i in flags:
+            if values[i] is not None:
+                row[columns[i]] = bool(values[i])
+        return row
+
+    return decode
+
+
+#: Decode a ``SELECT <CALL_COLUMNS> FROM calls`` tuple.
+call_row: Final = _decoder(CALL_COLUMNS)
+#: Decode a ``SELECT <ATTEMPT_COLUMNS> FROM attempts`` tuple.
+attempt_row: Final = _decoder(ATTEMPT_COLUMNS)
+
+
+PRAGMAS: Final = (
+    f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA synchronous = NORMAL",
+)

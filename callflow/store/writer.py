@@ -1,0 +1,501 @@
+"""The single CDR writer: one SQLite connection, a queue, and batched (group) commits.
+
+The call flow never waits for SQL on its hot path: ``start_call`` and ``add_attempt`` only queue
+a row. A writer task drains the queue every ``batch_interval`` seconds (at once when
+``max_batch`` rows are waiting, on ``flush`` and on ``close``) and commits each batch in one
+``BEGIN IMMEDIATE`` transaction. ``finish_call`` queues its UPDATE and returns once the batch
+holding it has been committed, so many calls ending together share one commit.
+
+Durability (WAL journal, ``synchronous=NORMAL``):
+
+* A commit is appended to the WAL file before ``finish_call`` (or ``flush``) returns, so
+  **every call whose ``finish_call`` returned survives kill -9 of the daemon** (and a crash of
+  Python) with all its attempts queued before it.
+* A call's in-progress row (and its attempts) reaches the WAL within about ``batch_interval``
+  of ``start_call`` / ``add_attempt``; a kill -9 inside that window loses only those rows.
+  After a restart, ``resolve_in_progress`` marks calls that never finished.
+* ``synchronous=NORMAL`` does not fsync the WAL at each commit: a power cut or kernel crash may
+  roll back the most recent commits (those since the last checkpoint), but never corrupts the
+  database and never leaves a half-written batch.
+
+Errors: a statement SQLite refuses (a duplicate uniqueid, an attempt of an unknown call, a
+finish of a call never started) fails only its own row: the batch is retried row by row in one
+transaction, the bad row is logged and, for ``finish_call``, its caller gets ``RowRejected`` /
+``UnknownCall``. A transaction that cannot be written at all (locked, disk full, I/O error) is
+retried with backoff, then logged and failed. If the writer task itself ever stops, it logs
+``cdr_writer_died`` and every later call raises ``StoreClosed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import sqlite3
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any, Final, Self
+
+import aiosqlite
+import structlog
+
+from callflow.store.connection import StrPath, open_reader, open_writer
+from callflow.store.errors import RowRejected, StoreClosed, StoreError, UnknownCall
+from callflow.store.records import CallEnd, CallStart, DialAttempt
+from callflow.store.schema import (
+    FINISH_CALL,
+    INSERT_ATTEMPT,
+    INSERT_CALL,
+    LAST_SEEN,
+    MARK_UNKNOWN,
+    RESOLVE_CALL,
+    attempt_params,
+    end_params,
+    start_params,
+)
+
+__all__ = ["CdrStore"]
+
+log = structlog.get_logger(__name__)
+
+_START: Final = 0
+_ATTEMPT: Final = 1
+_FINISH: Final = 2
+_SQL: Final = (INSERT_CALL, INSERT_ATTEMPT, FINISH_CALL)
+_KIND: Final = ("start_call", "add_attempt", "finish_call")
+#: Retries of a batch whose transaction failed as a whole, and the first backoff delay.
+_TX_RETRIES: Final = 5
+_TX_BACKOFF: Final = 0.05
+
+
+class _Op:
+    """One queued write: statement kind, bound values, and the future of an awaiting caller."""
+
+    __slots__ = ("future", "kind", "params", "uniqueid")
+
+    def __init__(
+        self, kind: int, params: tuple[Any, ...], uniqueid: str, future: asyncio.Future[None] | None
+    ) -> None:
+        """Build a queued write."""
+        self.kind = kind
+        self.params = params
+        self.uniqueid = uniqueid
+        self.future = future
+
+
+class _CountMismatch(Exception):
+    """An UPDATE batch touched fewer rows than it had (some call was never started)."""
+
+
+def _resolve(future: asyncio.Future[None] | None) -> None:
+    """Complete a caller's future unless it was cancelled meanwhile."""
+    if future is not None and not future.done():
+        future.set_result(None)
+
+
+def _fail(future: asyncio.Future[None] | None, exc: BaseException) -> None:
+    """Fail a caller's future unless it was cancelled meanwhile."""
+    if future is not None and not future.done():
+        future.set_exception(exc)
+
+
+class CdrStore:
+    """The daemon's only CDR writer; create it with ``await CdrStore.open(path)``."""
+
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        rconn: aiosqlite.Connection,
+        *,
+        batch_interval: float,
+        max_batch: int,
+        ani_cache_size: int,
+        clock: Callable[[], float],
+    ) -> None:
+        """Wire up an opened store (use ``open``, which also starts the writer task)."""
+        self._clock = clock
+        self._conn = conn
+        self._rconn = rconn
+        self._batch_interval = batch_interval
+        self._max_batch = max_batch
+        self._ani_cache_size = ani_cache_size
+        self._loop = asyncio.get_running_loop()
+        self._ops: deque[_Op] = deque()
+        self._inflight: list[_Op] = []
+        self._oldest = 0.0
+        self._wake = asyncio.Event()
+        self._kick = asyncio.Event()
+        self._tx_lock = asyncio.Lock()
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._enqueued = 0
+        self._done = 0
+        self._closing = False
+        self._dead: BaseException | None = None
+        self._closer: asyncio.Task[None] | None = None
+        self._ani_seen: OrderedDict[str, float] = OrderedDict()
+        self._task = self._loop.create_task(self._run(), name="cdr-writer")
+        self._task.add_done_callback(self._writer_done)
+        #: Transactions committed so far (batches, row-by-row retries, resolutions).
+        self.commits = 0
+        #: Rows SQLite refused (logged and failed individually).
+        self.rejected_rows = 0
+        #: Repeat-caller checks that had to ask SQLite (cache misses).
+        self.ani_lookups = 0
+
+    @classmethod
+    async def open(
+        cls,
+        path: StrPath,
+        *,
+        batch_interval: float = 0.05,
+        max_batch: int = 500,
+        ani_cache_size: int = 65536,
+        clock: Callable[[], float] = time.time,
+    ) -> Self:
+        """Open (creating and migrating if needed) the database and start the writer task.
+
+        ``clock`` stamps ``updated_at``; ``ani_cache_size`` bounds the repeat-caller cache.
+        """
+        if batch_interval < 0 or max_batch < 1 or ani_cache_size < 1:
+            raise ValueError("batch_interval >= 0, max_batch >= 1, ani_cache_size >= 1")
+        conn = await open_writer(path)
+        try:
+            rconn = await open_reader(path)
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(
+            conn,
+            rconn,
+            batch_interval=batch_interval,
+            max_batch=max_batch,
+            ani_cache_size=ani_cache_size,
+            clock=clock,
+        )
+
+    async def __aenter__(self) -> Self:
+        """Use the store as an async context manager (closed on exit)."""
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Flush and close the store."""
+        await self.close()
+
+    @property
+    def pending(self) -> int:
+        """Writes queued or being committed, not yet done."""
+        return self._enqueued - self._done
+
+    # -- the hot path -------------------------------------------------------------------------
+
+    def start_call(self, call: CallStart) -> None:
+        """Queue the call's in-progress row and return at once (no await, no SQL)."""
+        self._enqueue(_Op(_START, start_params(call, self._clock()), call.uniqueid, None))
+        if call.ani_e164:
+            self._remember(call.ani_e164, call.started_at)
+
+    def add_attempt(self, attempt: DialAttempt) -> None:
+        """Queue one dial attempt of a started call and return at once."""
+        self._enqueue(_Op(_ATTEMPT, attempt_params(attempt), attempt.uniqueid, None))
+
+    async def finish_call(self, end: CallEnd) -> None:
+        """Queue the call's final state and return once it is committed (group commit)."""
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._enqueue(_Op(_FINISH, end_params(end, self._clock()), end.uniqueid, future))
+        await future
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far has been written (or failed and logged)."""
+        target = self._enqueued
+        if self._done >= target:
+            return
+        if self._dead is not None:
+            raise StoreClosed("the CDR writer died") from self._dead
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._waiters.append((target, future))
+        self._kick.set()
+        await future
+
+    async def is_repeat_caller(self, ani_e164: str, since: float) -> bool:
+        """Whether this E.164 number started a call at or after ``since`` (ask before start_call).
+
+        The last start time per number is cached (updated by ``start_call``), so the common case
+        runs no SQL; a miss asks the read connection once via the (ani_e164, started_at) index.
+        """
+        if not ani_e164:
+            return False
+        last = self._ani_seen.get(ani_e164)
+        if last is None:
+            self.ani_lookups += 1
+            rows = list(await self._rconn.execute_fetchall(LAST_SEEN, (ani_e164,)))
+            found = rows[0][0] if rows else None
+            last = self._remember(ani_e164, -math.inf if found is None else float(found))
+        else:
+            self._ani_seen.move_to_end(ani_e164)
+        return last >= since
+
+    # -- restart ------------------------------------------------------------------------------
+
+    async def resolve_in_progress(
+        self,
+        resolutions: Mapping[str, CallEnd] | None = None,
+        *,
+        older_than: float | None = None,
+    ) -> int:
+        """Close rows left 'in_progress' (e.g. by a crash) and return how many were touched.
+
+        A row with an entry in ``resolutions`` (facts learnt from Asterisk) gets that end and
+        status 'completed'; the others become status and disposition 'unknown' with ended_at
+        NULL, keeping everything else. ``older_than`` limits both to calls started before it.
+        """
+        for key, end in (resolutions or {}).items():
+            if key != end.uniqueid:
+                raise ValueError(f"resolution key {key!r} != its uniqueid {end.uniqueid!r}")
+        await self.flush()
+        self._check_alive()
+        now = self._clock()
+        extra_sql, extra = (
+            ("", ()) if older_than is None else (" AND started_at < ?", (older_than,))
+        )
+        conn = self._conn
+        async with self._tx_lock:
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                resolved = 0
+                if resolutions:
+                    params = [(*end_params(end, now), *extra) for end in resolutions.values()]
+                    cur = await conn.executemany(RESOLVE_CALL + extra_sql, params)
+                    resolved = max(cur.rowcount, 0)
+                cur = await conn.execute(MARK_UNKNOWN + extra_sql, (now, *extra))
+                unknown = max(cur.rowcount, 0)
+                await conn.execute("COMMIT")
+            except BaseException:
+                await self._rollback()
+                raise
+            self.commits += 1
+        log.info("cdr_in_progress_resolved", resolved=resolved, unknown=unknown)
+        return resolved + unknown
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Write everything still queued, stop the writer and close the connections (idempotent)."""
+        if self._closer is None:
+            self._closer = self._loop.create_task(self._close())
+        await asyncio.shield(self._closer)
+
+    async def _close(self) -> None:
+        """Drain, then close both connections."""
+        self._closing = True
+        self._wake.set()
+        self._kick.set()
+        try:
+            await asyncio.wait([self._task])
+        finally:
+            await self._rconn.close()
+            await self._conn.close()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _check_alive(self) -> None:
+        """Raise StoreClosed if the store no longer accepts writes."""
+        if self._closing:
+            raise StoreClosed("the CDR store is closed") from self._dead
+
+    def _enqueue(self, op: _Op) -> None:
+        """Append a write and wake the writer when needed."""
+        self._check_alive()
+        ops = self._ops
+        ops.append(op)
+        self._enqueued += 1
+        n = len(ops)
+        if n == 1:
+            self._oldest = self._loop.time()
+            self._wake.set()
+        if n >= self._max_batch:
+            self._kick.set()
+
+    def _remember(self, ani: str, started_at: float) -> float:
+        """Record a start time for a number in the LRU cache; return the latest known."""
+        cache = self._ani_seen
+        last = cache.get(ani)
+        if last is None or started_at > last:
+            last = started_at
+        cache[ani] = last
+        cache.move_to_end(ani)
+        if len(cache) > self._ani_cache_size:
+            cache.popitem(last=False)
+        return last
+
+    async def _run(self) -> None:
+        """The writer task: wait for work, gather a batch, write it, release flush waiters."""
+        while True:
+            if not self._ops:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if not (self._closing or self._waiters or self._kick.is_set()):
+                delay = self._oldest + self._batch_interval - self._loop.time()
+                if delay > 0:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(delay):
+                            await self._kick.wait()
+            batch = self._inflight = self._take()
+            await self._write(batch)
+            self._inflight = []
+            self._done += len(batch)
+            self._release_waiters()
+
+    def _take(self) -> list[_Op]:
+        """Pop up to max_batch queued writes."""
+        ops = self._ops
+        batch = [ops.popleft() for _ in range(min(len(ops), self._max_batch))]
+        if ops:
+            self._oldest = self._loop.time()
+        if len(ops) < self._max_batch:
+            self._kick.clear()
+        return batch
+
+    def _release_waiters(self) -> None:
+        """Complete the flush() calls whose writes are all done."""
+        if not self._waiters:
+            return
+        keep = []
+        for target, future in self._waiters:
+            if target <= self._done:
+                _resolve(future)
+            else:
+                keep.append((target, future))
+        self._waiters = keep
+
+    async def _write(self, batch: list[_Op]) -> None:
+        """Write one batch, retrying a failed transaction with backoff before giving up."""
+        for attempt in range(_TX_RETRIES + 1):
+            try:
+                async with self._tx_lock:
+                    await self._write_batch(batch)
+                return
+            except Exception as exc:
+                if attempt == _TX_RETRIES:
+                    self._lose(batch, exc)
+                    return
+                log.warning(
+                    "cdr_batch_retry_later", rows=len(batch), attempt=attempt + 1, error=repr(exc)
+                )
+                await asyncio.sleep(_TX_BACKOFF * 2**attempt)
+
+    async def _write_batch(self, batch: list[_Op]) -> None:
+        """Commit a batch with one executemany per kind; on a bad row, go row by row."""
+        groups: tuple[list[_Op], list[_Op], list[_Op]] = ([], [], [])
+        for op in batch:
+            groups[op.kind].append(op)
+        conn = self._conn
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            for kind, ops in enumerate(groups):
+                if ops:
+                    cur = await conn.executemany(_SQL[kind], [op.params for op in ops])
+                    if kind == _FINISH and cur.rowcount != len(ops):
+                        raise _CountMismatch(f"{cur.rowcount} of {len(ops)} calls finished")
+            await conn.execute("COMMIT")
+        except (sqlite3.Error, _CountMismatch) as exc:
+            await self._rollback()
+            log.warning("cdr_batch_split", rows=len(batch), error=repr(exc))
+            await self._write_rows([*groups[0], *groups[1], *groups[2]])
+            return
+        except BaseException:
+            await self._rollback()
+            raise
+        self.commits += 1
+        for op in groups[_FINISH]:
+            _resolve(op.future)
+
+    async def _write_rows(self, ops: list[_Op]) -> None:
+        """Commit a batch statement by statement in one transaction, skipping refused rows."""
+        conn = self._conn
+        outcomes: list[StoreError | None] = []
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            for op in ops:
+                try:
+                    cur = await conn.execute(_SQL[op.kind], op.params)
+                except sqlite3.Error as exc:
+                    if not conn.in_transaction:  # SQLite aborted the whole transaction
+                        raise
+                    outcomes.append(self._reject(op, exc))
+                    continue
+                outcomes.append(
+                    self._reject(op, None) if op.kind == _FINISH and cur.rowcount == 0 else None
+                )
+            await conn.execute("COMMIT")
+        except BaseException:
+            await self._rollback()
+            raise
+        self.commits += 1
+        for op, outcome in zip(ops, outcomes, strict=True):
+            if outcome is None:
+                _resolve(op.future)
+            else:
+                self.rejected_rows += 1
+                _fail(op.future, outcome)
+
+    def _reject(self, op: _Op, exc: sqlite3.Error | None) -> StoreError:
+        """Log a refused row and build the error its caller will get."""
+        log.error("cdr_row_rejected", op=_KIND[op.kind], uniqueid=op.uniqueid, error=repr(exc))
+        if exc is None:
+            return UnknownCall(f"finish_call for unknown call {op.uniqueid!r}")
+        err = RowRejected(f"{_KIND[op.kind]} {op.uniqueid!r} refused by SQLite: {exc}")
+        err.__cause__ = exc
+        return err
+
+    def _lose(self, batch: list[_Op], exc: Exception) -> None:
+        """Give up on a batch that could not be written: log it and fail its callers."""
+        self.rejected_rows += len(batch)
+        log.error(
+            "cdr_batch_lost",
+            rows=len(batch),
+            uniqueids=sorted({op.uniqueid for op in batch}),
+            error=repr(exc),
+            exc_info=exc,
+        )
+        for op in batch:
+            err = StoreError(f"CDR write of {op.uniqueid!r} failed: {exc}")
+            err.__cause__ = exc
+            _fail(op.future, err)
+
+    async def _rollback(self) -> None:
+        """Roll back the open transaction, if any."""
+        if self._conn.in_transaction:
+            await self._conn.execute("ROLLBACK")
+
+    def _writer_done(self, task: asyncio.Task[None]) -> None:
+        """Make a writer that stopped unexpectedly loud: log it and fail everyone waiting."""
+        exc = None if task.cancelled() else task.exception()
+        if exc is None and not task.cancelled() and self._closing:
+            return
+        self._closing = True
+        self._dead = exc if exc is not None else asyncio.CancelledError()
+        log.critical(
+            "cdr_writer_died",
+            pending=self.pending,
+            error=repr(self._dead),
+            exc_info=exc if exc is not None else False,
+        )
+        for op in (*self._inflight, *self._ops):
+            err = StoreClosed("the CDR writer died")
+            err.__cause__ = self._dead
+            _fail(op.future, err)
+        for _, future in self._waiters:
+            err = StoreClosed("the CDR writer died")
+            err.__cause__ = self._dead
+            _fail(future, err)
+        self._waiters = []

@@ -1,0 +1,383 @@
+"""The batched single writer: round trips, durability, batching, bad rows, restart, repeats."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from cdr_samples import T0, OpenStore, make_attempt, make_end, make_start
+
+from callflow.store import (
+    AmbiguousUniqueid,
+    CallEnd,
+    CallStart,
+    CdrReader,
+    CdrStore,
+    DialAttempt,
+    RowRejected,
+    StoreClosed,
+    StoreError,
+    UnknownCall,
+)
+from callflow.store import writer as writer_module
+
+
+def _rows(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Query the file through a fresh plain sqlite3 connection (what is committed on disk)."""
+    with sqlite3.connect(path) as db:
+        return db.execute(sql, params).fetchall()
+
+
+def _fields(row: dict[str, Any], record: type[Any]) -> dict[str, Any]:
+    """The subset of a row that a record type holds."""
+    return {f.name: row[f.name] for f in dataclasses.fields(record)}
+
+
+async def test_round_trip_keeps_every_field_exactly(
+    store: CdrStore, reader: CdrReader, db_path: Path
+) -> None:
+    call = make_start(7, caller_name='DOE, "JOHN" ☎', started_at=T0 + 0.123456789)
+    attempts = [
+        make_attempt(call, 1),
+        make_attempt(
+            call,
+            2,
+            answered_at=T0 + 9.5,
+            result="ANSWER",
+            ring_seconds=2.0,
+            talk_seconds=60.25,
+            hangup_cause=None,
+        ),
+    ]
+    end = make_end(call)
+    store.start_call(call)
+    for attempt in reversed(attempts):
+        store.add_attempt(attempt)
+    await store.finish_call(end)
+
+    row = await reader.get_call(call.uniqueid)
+    assert row is not None
+    assert CallStart(**_fields(row, CallStart)) == call
+    assert CallEnd(**_fields(row, CallEnd)) == end
+    assert [DialAttempt(**a) for a in row["attempts"]] == attempts  # ordered by seq
+    assert row["status"] == "completed"
+    assert isinstance(row["ani_valid"], bool) and isinstance(row["number_known"], bool)
+    assert set(row) == {*dataclasses.asdict(call), *dataclasses.asdict(end), "status"} | {
+        "updated_at",
+        "attempts",
+    }
+
+
+async def test_in_progress_row_has_no_end_yet(store: CdrStore, reader: CdrReader) -> None:
+    call = make_start(1)
+    store.start_call(call)
+    await store.flush()
+    row = await reader.get_call(call.uniqueid)
+    assert row is not None
+    assert row["status"] == "in_progress"
+    assert row["ended_at"] is None and row["disposition"] is None
+    assert row["attempts"] == []
+
+
+async def test_get_call_by_prefix(store: CdrStore, reader: CdrReader) -> None:
+    for uid in ("1716900000.17", "1716900000.170", "1716900001.5"):
+        store.start_call(make_start(1, uniqueid=uid, linkedid=uid))
+    await store.flush()
+    assert (await reader.get_call("1716900001"))["uniqueid"] == "1716900001.5"  # type: ignore[index]
+    assert (await reader.get_call("1716900000.17"))["uniqueid"] == "1716900000.17"  # type: ignore[index]
+    with pytest.raises(AmbiguousUniqueid):
+        await reader.get_call("1716900000")
+    assert await reader.get_call("999") is None
+    with pytest.raises(ValueError):
+        await reader.get_call("")
+
+
+async def test_finish_call_is_on_disk_when_it_returns(open_store: OpenStore, db_path: Path) -> None:
+    store = await open_store(batch_interval=0.05)
+    call = make_start(1)
+    store.start_call(call)
+    store.add_attempt(make_attempt(call))
+    await store.finish_call(make_end(call))
+    # No flush, no close: another connection already sees the committed row and attempt.
+    assert _rows(db_path, "SELECT status, disposition FROM calls") == [("completed", "answered")]
+    assert _rows(db_path, "SELECT count(*) FROM attempts") == [(1,)]
+
+
+def test_finished_calls_survive_kill_9(db_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import asyncio, os, signal, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from cdr_samples import make_end, make_start
+        from callflow.store import CdrStore
+
+        async def main():
+            store = await CdrStore.open({str(db_path)!r}, batch_interval=0.05)
+            calls = [make_start(i) for i in range(1, 51)]
+            for call in calls:
+                store.start_call(call)
+            await asyncio.gather(*(store.finish_call(make_end(c)) for c in calls[:40]))
+            store.start_call(make_start(99))  # queued, not yet committed
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        asyncio.run(main())
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=30)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    assert os.path.exists(f"{db_path}-wal")  # the commits live in the WAL, never checkpointed
+    rows = _rows(db_path, "SELECT status, count(*) FROM calls GROUP BY status ORDER BY status")
+    assert rows == [("completed", 40), ("in_progress", 10)]
+
+
+async def test_starts_are_batched_into_few_commits(open_store: OpenStore, db_path: Path) -> None:
+    store = await open_store(batch_interval=0.05, max_batch=500)
+    for i in range(1, 1201):
+        store.start_call(make_start(i))
+    assert store.pending == 1200
+    await store.flush()
+    assert store.pending == 0
+    assert store.commits == 3  # max_batch rows per commit
+    assert _rows(db_path, "SELECT count(*) FROM calls") == [(1200,)]
+
+
+async def test_rows_arriving_within_the_interval_share_one_commit(open_store: OpenStore) -> None:
+    store = await open_store(batch_interval=0.2)
+    for i in range(1, 101):
+        store.start_call(make_start(i))
+        await asyncio.sleep(0)  # the writer task gets to run between rows
+    assert store.commits == 0  # nothing written before the interval is over
+    await asyncio.sleep(0.35)
+    assert store.commits == 1 and store.pending == 0
+
+
+async def test_concurrent_finishes_share_commits(open_store: OpenStore) -> None:
+    store = await open_store(batch_interval=0.05)
+    calls = [make_start(i) for i in range(1, 201)]
+    for call in calls:
+        store.start_call(call)
+    await store.flush()
+    before = store.commits
+    await asyncio.gather(*(store.finish_call(make_end(c)) for c in calls))
+    assert store.commits - before <= 2
+
+
+async def test_bad_rows_do_not_lose_the_batch(open_store: OpenStore, db_path: Path) -> None:
+    store = await open_store(batch_interval=0.05)
+    a, b = make_start(1), make_start(2)
+    with structlog.testing.capture_logs() as logs:
+        store.start_call(a)
+        store.start_call(b)
+        store.start_call(dataclasses.replace(a, channel="duplicate"))  # PRIMARY KEY
+        store.add_attempt(make_attempt(make_start(3)))  # FOREIGN KEY: call 3 never started
+        store.add_attempt(make_attempt(b))
+        results = await asyncio.gather(
+            store.finish_call(make_end(a)),
+            store.finish_call(make_end(make_start(4))),  # never started
+            store.finish_call(make_end(b, disposition="busy")),
+            return_exceptions=True,
+        )
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], UnknownCall)
+    assert store.rejected_rows == 3
+    assert _rows(db_path, "SELECT uniqueid, channel, disposition FROM calls ORDER BY 1") == [
+        (a.uniqueid, a.channel, "answered"),
+        (b.uniqueid, b.channel, "busy"),
+    ]
+    assert _rows(db_path, "SELECT uniqueid FROM attempts") == [(b.uniqueid,)]
+    rejected = [e for e in logs if e["event"] == "cdr_row_rejected"]
+    assert [(e["op"], e["uniqueid"], e["log_level"]) for e in rejected] == [
+        ("start_call", a.uniqueid, "error"),
+        ("add_attempt", make_start(3).uniqueid, "error"),
+        ("finish_call", make_start(4).uniqueid, "error"),
+    ]
+    assert "UNIQUE constraint failed" in rejected[0]["error"]
+    assert "FOREIGN KEY constraint failed" in rejected[1]["error"]
+
+
+async def test_refused_finish_raises_row_rejected(
+    store: CdrStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    call = make_start(1)
+    store.start_call(call)
+    # Make the writer's UPDATE violate the status CHECK: a row SQLite refuses.
+    start_sql, attempt_sql, finish_sql = writer_module._SQL
+    bogus = finish_sql.replace("status = 'completed'", "status = 'bogus'")
+    monkeypatch.setattr(writer_module, "_SQL", (start_sql, attempt_sql, bogus))
+    with structlog.testing.capture_logs(), pytest.raises(RowRejected) as info:
+        await store.finish_call(make_end(call))
+    assert isinstance(info.value.__cause__, sqlite3.IntegrityError)
+    assert "CHECK constraint failed" in str(info.value)
+
+
+async def test_failed_transactions_are_retried_then_reported(
+    open_store: OpenStore, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await open_store()
+    monkeypatch.setattr(writer_module, "_TX_BACKOFF", 0.001)
+    real = store._write_batch
+    failures = iter([True, True])
+
+    async def flaky(batch: list[Any]) -> None:
+        if next(failures, False):
+            raise sqlite3.OperationalError("disk I/O error")
+        await real(batch)
+
+    monkeypatch.setattr(store, "_write_batch", flaky)
+    with structlog.testing.capture_logs() as logs:
+        call = make_start(1)
+        store.start_call(call)
+        await store.finish_call(make_end(call))
+    assert [e["event"] for e in logs].count("cdr_batch_retry_later") == 2
+
+    async def broken(batch: list[Any]) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(store, "_write_batch", broken)
+    with structlog.testing.capture_logs() as logs:
+        call = make_start(2)
+        store.start_call(call)
+        with pytest.raises(StoreError, match="database is locked"):
+            await store.finish_call(make_end(call))
+    lost = [e for e in logs if e["event"] == "cdr_batch_lost"]
+    assert lost and lost[0]["uniqueids"] == [call.uniqueid]
+    monkeypatch.setattr(store, "_write_batch", real)
+    store.start_call(make_start(3))  # the writer carries on
+    await store.flush()
+    assert _rows(db_path, "SELECT count(*) FROM calls") == [(2,)]
+
+
+async def test_a_dead_writer_is_loud(
+    open_store: OpenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await open_store()
+
+    def boom() -> list[Any]:
+        raise RuntimeError("bug in the writer")
+
+    monkeypatch.setattr(store, "_take", boom)
+    with structlog.testing.capture_logs() as logs:
+        call = make_start(1)
+        store.start_call(call)
+        with pytest.raises(StoreClosed) as info:
+            await store.finish_call(make_end(call))
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert [e["log_level"] for e in logs if e["event"] == "cdr_writer_died"] == ["critical"]
+    with pytest.raises(StoreClosed):
+        store.start_call(make_start(2))
+    await store.close()
+
+
+async def test_close_flushes_is_idempotent_and_final(open_store: OpenStore, db_path: Path) -> None:
+    store = await open_store(batch_interval=10.0)
+    for i in range(1, 11):
+        store.start_call(make_start(i))
+    await asyncio.gather(store.close(), store.close())
+    await store.close()
+    assert _rows(db_path, "SELECT count(*) FROM calls") == [(10,)]
+    with pytest.raises(StoreClosed):
+        store.start_call(make_start(11))
+    await store.flush()  # nothing pending: returns
+
+
+async def test_async_with_closes(db_path: Path) -> None:
+    async with await CdrStore.open(db_path, batch_interval=10.0) as store:
+        store.start_call(make_start(1))
+    assert store._task.done()
+    assert _rows(db_path, "SELECT count(*) FROM calls") == [(1,)]
+
+
+async def test_resolve_in_progress_marks_unknown(store: CdrStore, reader: CdrReader) -> None:
+    old, done = make_start(1), make_start(2)
+    for call in (old, done):
+        store.start_call(call)
+        store.add_attempt(make_attempt(call))
+    await store.finish_call(make_end(done))
+    assert await store.resolve_in_progress() == 1
+    row = await reader.get_call(old.uniqueid)
+    assert row is not None
+    assert (row["status"], row["disposition"], row["ended_at"]) == ("unknown", "unknown", None)
+    assert CallStart(**_fields(row, CallStart)) == old  # what was known is kept
+    assert len(row["attempts"]) == 1
+    done_row = await reader.get_call(done.uniqueid)
+    assert done_row is not None and done_row["status"] == "completed"
+    assert await store.resolve_in_progress() == 0
+
+
+async def test_resolve_in_progress_applies_resolutions(store: CdrStore, reader: CdrReader) -> None:
+    calls = [make_start(i) for i in (1, 2, 3)]
+    for call in calls:
+        store.start_call(call)
+    late = make_start(1000)  # started after the cutoff: left alone
+    store.start_call(late)
+    end = make_end(calls[0], disposition="no-answer", answered_at=None, dialstatus="NOANSWER")
+    resolutions = {
+        end.uniqueid: end,
+        late.uniqueid: make_end(late),
+        "nope": make_end(make_start(9), uniqueid="nope"),
+    }
+    assert await store.resolve_in_progress(resolutions, older_than=T0 + 500) == 3
+    rows = {c.uniqueid: await reader.get_call(c.uniqueid) for c in (*calls, late)}
+    first = rows[calls[0].uniqueid]
+    assert first is not None
+    assert first["status"] == "completed" and CallEnd(**_fields(first, CallEnd)) == end
+    assert [rows[c.uniqueid]["status"] for c in calls[1:]] == ["unknown", "unknown"]  # type: ignore[index]
+    assert rows[late.uniqueid]["status"] == "in_progress"  # type: ignore[index]
+    with pytest.raises(ValueError, match="resolution key"):
+        await store.resolve_in_progress({"x": end})
+
+
+async def test_repeat_caller_window_from_the_cache(store: CdrStore) -> None:
+    call = make_start(1)  # started at T0 + 1
+    assert await store.is_repeat_caller(call.ani_e164 or "", T0) is False  # before start_call
+    lookups = store.ani_lookups
+    store.start_call(call)
+    assert await store.is_repeat_caller(call.ani_e164 or "", T0) is True
+    assert await store.is_repeat_caller(call.ani_e164 or "", T0 + 1) is True
+    assert await store.is_repeat_caller(call.ani_e164 or "", T0 + 2) is False
+    assert await store.is_repeat_caller("+19995550000", T0) is False
+    assert await store.is_repeat_caller("+19995550000", T0) is False
+    assert await store.is_repeat_caller("", T0) is False
+    assert store.ani_lookups == lookups + 1  # only the never-seen number asked SQLite, once
+
+
+async def test_repeat_caller_after_reopen_asks_sqlite(open_store: OpenStore) -> None:
+    store = await open_store()
+    store.start_call(make_start(1))
+    store.start_call(make_start(1, uniqueid="x", started_at=T0 + 50))
+    await store.close()
+    store = await open_store()
+    ani = make_start(1).ani_e164 or ""
+    assert await store.is_repeat_caller(ani, T0 + 50) is True  # the latest start counts
+    assert await store.is_repeat_caller(ani, T0 + 51) is False
+    assert store.ani_lookups == 1
+
+
+async def test_repeat_caller_cache_is_bounded(open_store: OpenStore) -> None:
+    store = await open_store(ani_cache_size=2)
+    calls = [make_start(i) for i in (1, 2, 3)]
+    for call in calls:
+        store.start_call(call)
+    await store.flush()
+    assert len(store._ani_seen) == 2
+    assert await store.is_repeat_caller(calls[0].ani_e164 or "", T0) is True  # evicted: SQL
+    assert store.ani_lookups == 1
+
+
+def test_records_validate() -> None:
+    with pytest.raises(ValueError, match="disposition"):
+        CallEnd(uniqueid="1", ended_at=1.0, disposition="ANSWERED")
+    with pytest.raises(ValueError, match="hangup_by"):
+        CallEnd(uniqueid="1", ended_at=1.0, disposition="answered", hangup_by="me")
+    with pytest.raises(ValueError, match="seq"):
+        make_attempt(make_start(1), 0)
