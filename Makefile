@@ -69,3 +69,7 @@ fmt: venv
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache
+
+# The main job: sandbox Asterisk + callflow serve + real SIPp calls, then a CDR report.
+demo: deps chroot
+	$(PY) scripts/demo.py

@@ -1,0 +1,1 @@
+"""The inbound call flow: the only place that sequences a call."""

@@ -1,0 +1,271 @@
+"""The `callflow` command line: thin typer commands over the library."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from callflow import __version__
+from callflow.config import ConfigError, load_config
+
+app = typer.Typer(
+    help="On-premises call tracking and call routing for Asterisk.", no_args_is_help=True
+)
+config_app = typer.Typer(help="Check the rules file.", no_args_is_help=True)
+numbers_app = typer.Typer(help="Tracking numbers.", no_args_is_help=True)
+cdr_app = typer.Typer(help="Call detail records.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(numbers_app, name="numbers")
+app.add_typer(cdr_app, name="cdr")
+
+# Wide tables when writing to a file or pipe (rich would otherwise assume 80 columns).
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path, typer.Option("--config", "-c", envvar="CALLFLOW_CONFIG", help="Rules file (YAML).")
+]
+DbOpt = Annotated[Path, typer.Option("--db", envvar="CALLFLOW_DB", help="CDR database (SQLite).")]
+DEFAULT_CONFIG = Path("rules/callflow.yaml")
+DEFAULT_DB = Path("var/callflow.sqlite3")
+
+
+def _load(path: Path):  # type: ignore[no-untyped-def]
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        err.print(f"[red]invalid rules file[/red]\n{exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def version() -> None:
+    """Print callflow's version."""
+    out.print(__version__)
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    db: DbOpt = DEFAULT_DB,
+    listen: Annotated[str, typer.Option(help="FastAGI address, HOST:PORT.")] = "127.0.0.1:4573",
+    node: Annotated[str, typer.Option(help="This daemon's name in CDRs and events.")] = "callflow",
+    log_format: Annotated[str, typer.Option(help="console or json.")] = "console",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+    uvloop: Annotated[bool, typer.Option(help="Use uvloop when installed.")] = True,
+) -> None:
+    """Run the FastAGI routing daemon (SIGHUP reloads the rules, SIGTERM stops gracefully)."""
+    from callflow import logs
+    from callflow.daemon import Daemon, DaemonOptions
+
+    if log_format not in ("console", "json"):
+        raise typer.BadParameter("--log-format is console or json")
+    logs.configure(log_format, log_level)  # type: ignore[arg-type]
+    host, _, port = listen.rpartition(":")
+    _load(config)  # fail early, with file:line, before binding anything
+    daemon = Daemon(DaemonOptions(config=config, database=db, host=host or "127.0.0.1",
+                                  port=int(port), node=node))  # fmt: skip
+    runner = asyncio.run
+    if uvloop:
+        try:
+            import uvloop as _uvloop
+
+            runner = _uvloop.run
+        except ImportError:
+            pass
+    runner(daemon.serve_forever())
+
+
+@config_app.command("check")
+def config_check(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Validate the rules file; errors are listed with file:line."""
+    cfg = _load(config)
+    out.print(
+        f"{config}: OK — {len(cfg.numbers)} tracking numbers, {len(cfg.campaigns)} campaigns, "
+        f"{len(cfg.targets)} targets"
+    )
+
+
+@numbers_app.command("list")
+def numbers_list(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """List the tracking numbers with their campaign and attribution."""
+    from callflow.tracking import NumberIndex
+
+    cfg = _load(config)
+    index = NumberIndex(cfg)
+    rows = []
+    for number in cfg.numbers:
+        a = index.lookup(number.number)
+        rows.append({"number": a.tracking_number, "campaign": a.campaign, "source": a.source,
+                     "medium": a.medium, "keyword": a.keyword, "ad": a.ad})  # fmt: skip
+    if fmt == "json":
+        out.print_json(json.dumps(rows))
+        return
+    table = Table("number", "campaign", "source", "medium", "keyword", "ad")
+    for r in rows:
+        table.add_row(*(str(r[k] or "") for k in ("number", "campaign", "source", "medium",
+                                                   "keyword", "ad")))  # fmt: skip
+    out.print(table)
+
+
+def _when(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"not an ISO date/time: {text!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+@cdr_app.command("export")
+def cdr_export(
+    db: DbOpt = DEFAULT_DB,
+    since: Annotated[str | None, typer.Option(help="ISO date/time (UTC unless given).")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO date/time, exclusive.")] = None,
+    campaign: Annotated[str | None, typer.Option(help="Only this campaign.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv, json or jsonl.")] = "csv",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File (default stdout).")
+    ] = None,
+) -> None:
+    """Stream CDRs (with their dial attempts) as CSV, JSON or JSON lines, in constant memory."""
+    from callflow.store import CdrReader
+    from callflow.store.export import export_calls
+
+    if fmt not in ("csv", "json", "jsonl"):
+        raise typer.BadParameter("--format is csv, json or jsonl")
+    fmt_ = fmt  # narrowed below for mypy
+    lo, hi = _when(since), _when(until)
+
+    async def run() -> int:
+        reader = await CdrReader.open(db)
+        try:
+            stream = output.open("w", newline="") if output else sys.stdout
+            try:
+                return await export_calls(reader, stream, fmt_, since=lo, until=hi,  # type: ignore[arg-type]
+                                          campaign=campaign)  # fmt: skip
+            finally:
+                if output:
+                    stream.close()
+        finally:
+            await reader.close()
+
+    count = asyncio.run(run())
+    if output:
+        err.print(f"{count} calls written to {output}")
+
+
+@cdr_app.command("list")
+def cdr_list(
+    db: DbOpt = DEFAULT_DB,
+    limit: Annotated[int, typer.Option(help="The most recent N calls.")] = 20,
+    since: Annotated[str | None, typer.Option(help="ISO date/time (UTC unless given).")] = None,
+    campaign: Annotated[str | None, typer.Option(help="Only this campaign.")] = None,
+) -> None:
+    """Show the most recent calls as a table."""
+    from collections import deque
+
+    from callflow.store import CdrReader
+
+    async def run() -> deque[dict[str, object]]:
+        reader = await CdrReader.open(db)
+        try:
+            last: deque[dict[str, object]] = deque(maxlen=limit)
+            async for row in reader.iter_calls(since=_when(since), campaign=campaign):
+                last.append(row)
+            return last
+        finally:
+            await reader.close()
+
+    rows = asyncio.run(run())
+    table = Table("start (UTC)", "caller", "city", "st", "dnis", "campaign", "result", "target",
+                  "ring s", "talk s", "repeat", "uniqueid")  # fmt: skip
+    for r in rows:
+        table.add_row(
+            _iso(r["started_at"])[:19], str(r["ani_e164"] or r["ani_raw"] or ""),
+            str(r["city"] or ""), str(r["state"] or ""), str(r["dnis"] or ""),
+            str(r["campaign"] or ""), str(r["disposition"] or r["status"]),
+            str(r["final_target"] or ""), f"{r['ring_seconds'] or 0:.1f}",
+            f"{r['talk_seconds'] or 0:.1f}", "yes" if r["repeat_caller"] else "",
+            str(r["uniqueid"]),
+        )  # fmt: skip
+    out.print(table)
+
+
+@cdr_app.command("show")
+def cdr_show(
+    callid: Annotated[str, typer.Argument(help="The call's uniqueid (or a unique prefix).")],
+    db: DbOpt = DEFAULT_DB,
+    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """Show one call: attribution, caller, each dial attempt, and why it was routed so."""
+    from callflow.store import CdrReader
+
+    async def run() -> dict[str, object] | None:
+        reader = await CdrReader.open(db)
+        try:
+            return await reader.get_call(callid)
+        finally:
+            await reader.close()
+
+    call = asyncio.run(run())
+    if call is None:
+        err.print(f"no call {callid!r} in {db}")
+        raise typer.Exit(1)
+    if fmt == "json":
+        out.print_json(json.dumps(call, default=str))
+        return
+    render_call(call)
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC).isoformat(timespec="milliseconds")
+    return "" if value is None else str(value)
+
+
+def render_call(call: dict[str, object]) -> None:
+    """Print one call as rich tables."""
+    table = Table(show_header=False, title=f"call {call['uniqueid']}")
+    for key, value in call.items():
+        if key in ("attempts", "route_reason"):
+            continue
+        shown = _iso(value) if key.endswith("_at") else ("" if value is None else str(value))
+        table.add_row(key, shown)
+    out.print(table)
+    attempts = call.get("attempts") or []
+    at = Table(
+        "#", "target", "destination", "result", "ring s", "talk s", "cause", title="attempts"
+    )
+    for a in attempts:  # type: ignore[attr-defined]
+        at.add_row(str(a["seq"]), a["target"], a["destination"], a["result"],
+                   f"{a['ring_seconds']:.1f}", f"{a['talk_seconds']:.1f}",
+                   str(a.get("hangup_cause") or ""))  # fmt: skip
+    out.print(at)
+    reason = call.get("route_reason")
+    if reason:
+        out.print("[bold]why[/bold]")
+        out.print_json(str(reason))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""The dialplan contract: script paths and channel variables shared with the dialplan."""
+
+from __future__ import annotations
+
+# FastAGI script paths (agi://host:port/<path>?query).
+SCRIPT_INBOUND = "/inbound"
+
+# Query parameters the dialplan adds to the script path.
+QUERY_DNIS = "dnis"  # ${EXTEN}, URI-encoded: the tracking number dialled
+
+# Variables the dialplan sets on the caller's channel before the AGI.
+VAR_DNIS = "CALLFLOW_DNIS"
+VAR_CALLER_CHAN = "CALLFLOW_CALLER_CHAN"  # inherited by agent legs (for the answer gosub)
+
+# Variables the daemon sets; the dialplan reads CALLFLOW_STATUS after the AGI returns.
+VAR_STATUS = "CALLFLOW_STATUS"
+STATUS_DONE = "done"  # the daemon has finished with the call: no fallback
+VAR_CAMPAIGN = "CALLFLOW_CAMPAIGN"  # for the sysadmin's own CDR/CEL and logs
+VAR_TARGET = "CALLFLOW_TARGET"  # the target being dialled
+
+# Written on the caller's channel by [callflow-answered] when an agent leg answers.
+ANSWER_GOSUB = "callflow-answered"
+SHARED_AGENT_ANSWERED_AT = "${SHARED(CALLFLOW_AGENT_ANSWERED_AT)}"
+
+# Asterisk's own variables the daemon reads after a Dial.
+DIALSTATUS = "DIALSTATUS"
+HANGUPCAUSE = "HANGUPCAUSE"

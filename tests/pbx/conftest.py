@@ -1,0 +1,149 @@
+"""Fixtures for real-PBX tests of the daemon: a rules file for the sandbox and a running daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from callflow.daemon import Daemon, DaemonOptions
+from callflow.store import CdrReader
+from callflow.testing.sandbox import Sandbox
+
+RULES = """\
+version: 1
+settings:
+  default_country: US
+  repeat_window_days: 7
+  ring_timeout: 10
+trunks:
+  pstn-trunk: {}
+targets:
+  a1: {endpoint: agent1, ring_timeout: 5}
+  a2: {endpoint: agent2, ring_timeout: 5}
+  a3: {endpoint: agent3, ring_timeout: 5}
+  a5: {endpoint: agent5, ring_timeout: 5}
+  nyc: {number: "+15551234567", trunk: pstn-trunk, ring_timeout: 5}
+campaigns:
+  spring-promo: {source: google, medium: cpc, keyword: emergency plumber, route: [a1, a2]}
+  general: {source: direct, route: [a3]}
+  pstn-only: {route: [nyc]}
+numbers:
+  - {number: "8005550001", campaign: spring-promo, ad: ad-17}
+  - {number: "+18005550003", campaign: pstn-only}
+unknown_number:
+  campaign: general
+"""
+
+
+@pytest.fixture
+def rules_file(tmp_path: Path) -> Path:
+    """The sandbox rules file."""
+    path = tmp_path / "callflow.yaml"
+    path.write_text(RULES)
+    return path
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """A fresh CDR database path."""
+    return tmp_path / "cdr.sqlite3"
+
+
+@pytest.fixture
+async def daemon(sandbox: Sandbox, rules_file: Path, db_path: Path) -> AsyncIterator[Daemon]:
+    """The routing daemon, in this process, listening where the sandbox dialplan calls."""
+    d = Daemon(
+        DaemonOptions(config=rules_file, database=db_path, port=sandbox.config.agi_port, grace=5)
+    )
+    await d.start()
+    try:
+        yield d
+    finally:
+        await d.stop()
+
+
+CallRow = dict[str, object]
+
+
+@pytest.fixture
+def cdr(db_path: Path) -> Callable[..., Awaitable[CallRow]]:
+    """`await cdr(status="completed")` waits for the (single) call matching and returns it."""
+
+    async def wait(timeout: float = 10.0, **match: object) -> CallRow:
+        deadline = time.monotonic() + timeout
+        reader = await CdrReader.open(db_path)
+        try:
+            while True:
+                rows = [r async for r in reader.iter_calls()]
+                hits = [r for r in rows if all(r.get(k) == v for k, v in match.items())]
+                if hits:
+                    call = await reader.get_call(str(hits[-1]["uniqueid"]))
+                    assert call is not None
+                    return call
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"no CDR matching {match}; have {rows}")
+                await asyncio.sleep(0.1)
+        finally:
+            await reader.close()
+
+    return wait
+
+
+class DaemonProcess:
+    """`callflow serve` as a child process, for crash tests."""
+
+    def __init__(self, rules: Path, db: Path, port: int) -> None:
+        self.args = [
+            sys.executable, "-m", "callflow.cli", "serve", "--config", str(rules), "--db", str(db),
+            "--listen", f"127.0.0.1:{port}", "--log-format", "json",
+        ]  # fmt: skip
+        self.port = port
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        """Start and wait until it accepts connections."""
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.args, stdin=asyncio.subprocess.DEVNULL, env=dict(os.environ)
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                _, w = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            w.close()
+            return
+        raise AssertionError("callflow serve did not start listening")
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup at all."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+
+    async def stop(self) -> None:
+        """SIGTERM and wait (graceful)."""
+        if self.proc and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(self.proc.wait(), 40)
+
+
+@pytest.fixture
+async def daemon_process(
+    sandbox: Sandbox, rules_file: Path, db_path: Path
+) -> AsyncIterator[DaemonProcess]:
+    """A factory-free handle on `callflow serve` as a subprocess (started by the test)."""
+    dp = DaemonProcess(rules_file, db_path, sandbox.config.agi_port)
+    try:
+        yield dp
+    finally:
+        if dp.proc and dp.proc.returncode is None:
+            dp.proc.kill()
+            await dp.proc.wait()
