@@ -48,12 +48,16 @@ class SandboxConfig:
     http_port: int = field(default_factory=lambda: _env_int("CALLFLOW_SANDBOX_HTTP_PORT", 8298))
     agi_port: int = field(default_factory=lambda: _env_int("CALLFLOW_SANDBOX_AGI_PORT", 4583))
     peer_port: int = field(default_factory=lambda: _env_int("CALLFLOW_SANDBOX_PEER_PORT", 5270))
-    rtp_start: int = 31000
-    rtp_end: int = 31999
+    rtp_start: int = field(default_factory=lambda: _env_int("CALLFLOW_SANDBOX_RTP_START", 31000))
     carrier_ip: str = "127.0.0.2"
     pstn_ip: str = "127.0.0.9"
     fallback_ip: str = "127.0.0.10"
     agent_count: int = 8
+
+    @property
+    def rtp_end(self) -> int:
+        """The last RTP port (1000 ports from rtp_start)."""
+        return self.rtp_start + 999
 
     @property
     def rootfs(self) -> Path:
@@ -231,8 +235,9 @@ class Sandbox:
             subprocess.run(["mount", "-t", "proc", "proc", str(proc)], check=True)
 
     def _umount_proc(self) -> None:
+        """Unmount the chroot's /proc unless another sandbox still runs in this chroot."""
         proc = self.config.rootfs / "proc"
-        if os.path.ismount(proc):
+        if os.path.ismount(proc) and not _processes_in(self.config.rootfs):
             subprocess.run(["umount", "-l", str(proc)], check=False)
 
     def rx(self, command: str, timeout: float = 10.0) -> str:
@@ -348,6 +353,19 @@ def _read_csv(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:
         return []
     with path.open(newline="", errors="replace") as f:
         return [dict(zip(columns, row, strict=False)) for row in csv.reader(f) if row]
+
+
+def _processes_in(rootfs: Path) -> list[int]:
+    """PIDs of processes whose root is the chroot (another sandbox's Asterisk, say)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "root") == str(rootfs):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
 
 
 def _alive(pid: int) -> bool:

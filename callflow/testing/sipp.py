@@ -236,7 +236,7 @@ class Agent:
         (self.workdir / "agent.xml").write_text(xml)
         self._proc = await asyncio.create_subprocess_exec(
             SIPP, "-sf", str(self.workdir / "agent.xml"),
-            "-i", self.ip, "-p", str(self.port), "-mi", self.ip, "-mp", "16000",
+            "-i", self.ip, "-p", str(self.port), "-mi", self.ip, "-mp", str(self.port + 10000),
             "-nostdin", "-aa", "-l", "1000",
             "-trace_msg", "-message_file", str(self.workdir / "messages.log"),
             "-trace_err", "-error_file", str(self.workdir / "errors.log"),
