@@ -7,6 +7,7 @@ SCRIPT_INBOUND = "/inbound"
 
 # Query parameters the dialplan adds to the script path.
 QUERY_DNIS = "dnis"  # ${EXTEN}, URI-encoded: the tracking number dialled
+QUERY_LINKEDID = "linkedid"  # ${CHANNEL(linkedid)}: ties the agent legs to this call
 
 # Variables the dialplan sets on the caller's channel before the AGI.
 VAR_DNIS = "CALLFLOW_DNIS"

@@ -76,7 +76,7 @@ def call_start(
     uniqueid = header.uniqueid or f"{ctx.node}-{started_at:.6f}"
     return CallStart(
         uniqueid=uniqueid,
-        linkedid=header.get("linkedid") or uniqueid,
+        linkedid=header.query.get(contract.QUERY_LINKEDID) or uniqueid,
         channel=header.channel or "",
         started_at=started_at,
         ani_raw=caller.ani_raw or "",

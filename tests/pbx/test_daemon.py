@@ -7,7 +7,9 @@ import json
 import time
 
 import pytest
+from typer.testing import CliRunner
 
+from callflow.cli import app
 from callflow.testing.sandbox import Sandbox
 
 pytestmark = pytest.mark.pbx
@@ -57,6 +59,30 @@ async def test_answered_call_gives_exact_cdr(daemon, agents, place_call, cdr, sa
     ast = await asterisk_cdr(sandbox, str(call["uniqueid"]))
     assert ast["disposition"] == "ANSWERED"
     assert int(ast["billsec"]) == pytest.approx(call["talk_seconds"], abs=1)
+    assert call["linkedid"] == ast["linkedid"]
+
+
+async def test_cli_shows_and_exports_the_call(daemon, agents, place_call, cdr, db_path) -> None:
+    await agents("agent1", reject=486)
+    await agents("agent2", answer_after=0.0)
+    await place_call(ani="2125550100", dnis="8005550001", hold=1)
+    call = await cdr(status="completed")
+    runner = CliRunner()
+
+    def cli(*args: str):  # type: ignore[no-untyped-def]
+        return asyncio.to_thread(runner.invoke, app, [*args, "--db", str(db_path)])
+
+    shown = await cli("cdr", "show", str(call["uniqueid"]))
+    exported = await cli("cdr", "export", "--format", "jsonl")
+    listed = await cli("cdr", "list")
+
+    assert shown.exit_code == 0, shown.output
+    assert "spring-promo" in shown.output and "BUSY" in shown.output and "ANSWER" in shown.output
+    (line,) = exported.output.splitlines()
+    row = json.loads(line)
+    assert row["uniqueid"] == call["uniqueid"] and row["campaign"] == "spring-promo"
+    assert [a["result"] for a in row["attempts"]] == ["BUSY", "ANSWER"]
+    assert listed.exit_code == 0 and "New York" in listed.output
 
 
 async def test_busy_then_next_agent_answers(daemon, agents, place_call, cdr) -> None:
