@@ -24,6 +24,7 @@ __all__ = [
     "INSERT_ATTEMPT",
     "INSERT_CALL",
     "LAST_SEEN",
+    "IN_PROGRESS",
     "MARK_UNKNOWN",
     "PRAGMAS",
     "RESOLVE_CALL",
@@ -75,8 +76,10 @@ FINISH_CALL: Final = (
 RESOLVE_CALL: Final = FINISH_CALL + " AND status = 'in_progress'"
 MARK_UNKNOWN: Final = (
     "UPDATE calls SET status = 'unknown', disposition = 'unknown', ended_at = NULL, "
-    "updated_at = ? WHERE status = 'in_progress'"
+    "updated_at = ? WHERE status = 'in_progress' "
+    "AND uniqueid NOT IN (SELECT value FROM json_each(?))"
 )
+IN_PROGRESS: Final = "SELECT uniqueid FROM calls WHERE status = 'in_progress' ORDER BY started_at"
 LAST_SEEN: Final = "SELECT max(started_at) AS last_seen FROM calls WHERE ani_e164 = ?"
 
 

@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import sqlite3
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -48,6 +49,7 @@ from callflow.store.schema import (
     FINISH_CALL,
     INSERT_ATTEMPT,
     INSERT_CALL,
+    IN_PROGRESS,
     LAST_SEEN,
     MARK_UNKNOWN,
     RESOLVE_CALL,
@@ -248,12 +250,14 @@ class CdrStore:
         resolutions: Mapping[str, CallEnd] | None = None,
         *,
         older_than: float | None = None,
+        keep: Collection[str] = (),
     ) -> int:
         """Close rows left 'in_progress' (e.g. by a crash) and return how many were touched.
 
         A row with an entry in ``resolutions`` (facts learnt from Asterisk) gets that end and
         status 'completed'; the others become status and disposition 'unknown' with ended_at
-        NULL, keeping everything else. ``older_than`` limits both to calls started before it.
+        NULL, keeping everything else. ``older_than`` limits both to calls started before it;
+        rows named in ``keep`` (calls Asterisk still has) stay in progress.
         """
         for key, end in (resolutions or {}).items():
             if key != end.uniqueid:
@@ -273,7 +277,8 @@ class CdrStore:
                     params = [(*end_params(end, now), *extra) for end in resolutions.values()]
                     cur = await conn.executemany(RESOLVE_CALL + extra_sql, params)
                     resolved = max(cur.rowcount, 0)
-                cur = await conn.execute(MARK_UNKNOWN + extra_sql, (now, *extra))
+                kept = json.dumps(sorted(keep))
+                cur = await conn.execute(MARK_UNKNOWN + extra_sql, (now, kept, *extra))
                 unknown = max(cur.rowcount, 0)
                 await conn.execute("COMMIT")
             except BaseException:
@@ -282,6 +287,13 @@ class CdrStore:
             self.commits += 1
         log.info("cdr_in_progress_resolved", resolved=resolved, unknown=unknown)
         return resolved + unknown
+
+    async def in_progress(self) -> list[str]:
+        """The uniqueids of rows still 'in_progress' (after everything queued is written)."""
+        await self.flush()
+        self._check_alive()
+        async with self._rconn.execute(IN_PROGRESS) as cur:
+            return [row[0] for row in await cur.fetchall()]
 
     # -- lifecycle ----------------------------------------------------------------------------
 

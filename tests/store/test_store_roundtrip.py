@@ -72,3 +72,19 @@ def test_every_value_round_trips(call: tuple[CallStart, list[DialAttempt], CallE
     assert CallStart(**{f.name: row[f.name] for f in dataclasses.fields(CallStart)}) == start
     assert CallEnd(**{f.name: row[f.name] for f in dataclasses.fields(CallEnd)}) == end
     assert [DialAttempt(**a) for a in row["attempts"]] == attempts
+
+
+
+async def test_resolve_keeps_calls_asterisk_still_has(tmp_path: Path) -> None:
+    from cdr_samples import make_start
+
+    live, dead = make_start(1), make_start(2)
+    store = await CdrStore.open(tmp_path / "k.sqlite3")
+    try:
+        store.start_call(live)
+        store.start_call(dead)
+        assert await store.in_progress() == [live.uniqueid, dead.uniqueid]
+        assert await store.resolve_in_progress(keep={live.uniqueid}) == 1
+        assert await store.in_progress() == [live.uniqueid]
+    finally:
+        await store.close()
