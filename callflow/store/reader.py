@@ -75,17 +75,16 @@ class CdrReader:
         """One call with ``attempts`` (by seq), by exact uniqueid or an unambiguous prefix."""
         if not uniqueid_or_prefix:
             raise ValueError("empty uniqueid")
-        rows = await self._fetchall(_CALLS + " WHERE uniqueid = ?", (uniqueid_or_prefix,))
-        if not rows:
-            rows = await self._fetchall(
-                _CALLS + " WHERE uniqueid >= ? AND uniqueid < ? ORDER BY uniqueid LIMIT 2",
-                (uniqueid_or_prefix, uniqueid_or_prefix + _PREFIX_END),
+        # One statement, so one snapshot: the exact match first, else up to two prefix matches.
+        rows = await self._fetchall(
+            _CALLS + " WHERE uniqueid >= ? AND uniqueid < ? "
+            "ORDER BY uniqueid = ? DESC, uniqueid LIMIT 2",
+            (uniqueid_or_prefix, uniqueid_or_prefix + _PREFIX_END, uniqueid_or_prefix),
+        )
+        if len(rows) > 1 and rows[0][0] != uniqueid_or_prefix:
+            raise AmbiguousUniqueid(
+                f"{uniqueid_or_prefix!r} matches several calls ({rows[0][0]}, {rows[1][0]}, ...)"
             )
-            if len(rows) > 1:
-                raise AmbiguousUniqueid(
-                    f"{uniqueid_or_prefix!r} matches several calls "
-                    f"({rows[0][0]}, {rows[1][0]}, ...)"
-                )
         if not rows:
             return None
         call = call_row(rows[0])

@@ -47,9 +47,9 @@ from callflow.store.errors import RowRejected, StoreClosed, StoreError, UnknownC
 from callflow.store.records import CallEnd, CallStart, DialAttempt
 from callflow.store.schema import (
     FINISH_CALL,
+    IN_PROGRESS,
     INSERT_ATTEMPT,
     INSERT_CALL,
-    IN_PROGRESS,
     LAST_SEEN,
     MARK_UNKNOWN,
     RESOLVE_CALL,

@@ -74,7 +74,6 @@ def test_every_value_round_trips(call: tuple[CallStart, list[DialAttempt], CallE
     assert [DialAttempt(**a) for a in row["attempts"]] == attempts
 
 
-
 async def test_resolve_keeps_calls_asterisk_still_has(tmp_path: Path) -> None:
     from cdr_samples import make_start
 
