@@ -34,6 +34,10 @@ ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", envvar="CALLFLOW_CONFIG", help="Rules file (YAML).")
 ]
 DbOpt = Annotated[Path, typer.Option("--db", envvar="CALLFLOW_DB", help="CDR database (SQLite).")]
+AmiOpt = Annotated[
+    str | None,
+    typer.Option("--ami", envvar="CALLFLOW_AMI", help="AMI login, tcp://user:secret@host:port."),
+]
 DEFAULT_CONFIG = Path("rules/callflow.yaml")
 DEFAULT_DB = Path("var/callflow.sqlite3")
 
@@ -44,6 +48,17 @@ def _load(path: Path):  # type: ignore[no-untyped-def]
     except ConfigError as exc:
         err.print(f"[red]invalid rules file[/red]\n{exc}", highlight=False)
         raise typer.Exit(2) from None
+
+
+def _ami_url(url: str | None):  # type: ignore[no-untyped-def]
+    from callflow.ami import AmiUrl
+
+    if not url:
+        return None
+    try:
+        return AmiUrl.parse(url)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 @app.command()
@@ -61,6 +76,7 @@ def serve(
     log_format: Annotated[str, typer.Option(help="console or json.")] = "console",
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
     uvloop: Annotated[bool, typer.Option(help="Use uvloop when installed.")] = True,
+    ami: AmiOpt = None,
 ) -> None:
     """Run the FastAGI routing daemon (SIGHUP reloads the rules, SIGTERM stops gracefully)."""
     from callflow import logs
@@ -72,7 +88,7 @@ def serve(
     host, _, port = listen.rpartition(":")
     _load(config)  # fail early, with file:line, before binding anything
     daemon = Daemon(DaemonOptions(config=config, database=db, host=host or "127.0.0.1",
-                                  port=int(port), node=node))  # fmt: skip
+                                  port=int(port), node=node, ami=_ami_url(ami)))  # fmt: skip
     runner = asyncio.run
     if uvloop:
         try:
@@ -82,6 +98,32 @@ def serve(
         except ImportError:
             pass
     runner(daemon.serve_forever())
+
+
+@app.command()
+def callback(
+    number: Annotated[str, typer.Option(help="The caller to call back (any usual form).")],
+    campaign: Annotated[str, typer.Option(help="The campaign the call is attributed to.")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    ami: AmiOpt = None,
+    trunk: Annotated[str | None, typer.Option(help="Trunk to call out on.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds the caller's phone rings.")] = 30.0,
+) -> None:
+    """Call a number back; when it answers, the call is routed like an inbound call to CAMPAIGN."""
+    from callflow.call.callback import CallbackError, request_callback
+
+    cfg = _load(config)
+    url = _ami_url(ami)
+    if url is None:
+        raise typer.BadParameter("--ami (or CALLFLOW_AMI) is required")
+    try:
+        placed = asyncio.run(request_callback(cfg, url, number=number, campaign=campaign,
+                                              trunk=trunk, timeout=timeout))  # fmt: skip
+    except CallbackError as exc:
+        err.print(f"callback: {exc}")
+        raise typer.Exit(1) from None
+    out.print(f"calling {placed.number} via {placed.trunk}; answered calls go to "
+              f"{placed.campaign} (tracking number {placed.tracking_number})")  # fmt: skip
 
 
 @config_app.command("check")

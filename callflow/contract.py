@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# Dialplan contexts of extensions_callflow.conf.
+CONTEXT_INBOUND = "callflow-inbound"
+
 # FastAGI script paths (agi://host:port/<path>?query).
 SCRIPT_INBOUND = "/inbound"
 
@@ -18,6 +21,7 @@ VAR_STATUS = "CALLFLOW_STATUS"
 STATUS_DONE = "done"  # the daemon has finished with the call: no fallback
 VAR_CAMPAIGN = "CALLFLOW_CAMPAIGN"  # for the sysadmin's own CDR/CEL and logs
 VAR_TARGET = "CALLFLOW_TARGET"  # the target being dialled
+VAR_CALLBACK = "CALLFLOW_CALLBACK"  # "1" on calls originated by `callflow callback`
 
 # Written on the caller's channel by [callflow-answered] when an agent leg answers.
 ANSWER_GOSUB = "callflow-answered"

@@ -12,7 +12,9 @@ import structlog
 
 from callflow import contract
 from callflow.agi import AgiServer, AgiSession
+from callflow.ami import Ami, AmiError, AmiUrl
 from callflow.call.inbound import CallContext, Routing, handle_inbound
+from callflow.call.reconcile import Reconciler
 from callflow.config import ConfigError, load_config
 from callflow.store import CdrStore
 
@@ -31,6 +33,7 @@ class DaemonOptions:
     backlog: int = 4096
     command_timeout: float = 10.0
     grace: float = 30.0
+    ami: AmiUrl | None = None  # reconcile calls whose AGI session was lost
 
 
 class Daemon:
@@ -42,6 +45,8 @@ class Daemon:
         self._routing: Routing | None = None
         self._store: CdrStore | None = None
         self._server: AgiServer | None = None
+        self._ami: Ami | None = None
+        self._reconciler: Reconciler | None = None
         self._stopped = asyncio.Event()
 
     @property
@@ -68,10 +73,11 @@ class Daemon:
         self._routing = Routing.build(load_config(o.config))
         o.database.parent.mkdir(parents=True, exist_ok=True)
         self._store = await CdrStore.open(o.database)
-        resolved = await self._store.resolve_in_progress()
-        if resolved:
-            log.warning("cdr.resolved_in_progress", calls=resolved, status="unknown")
-        ctx = CallContext(routing=lambda: self.routing, store=self._store, node=o.node)
+        await self._start_reconciling()
+        ctx = CallContext(
+            routing=lambda: self.routing, store=self._store, node=o.node,
+            reconciler=self._reconciler,
+        )  # fmt: skip
 
         async def inbound(session: AgiSession) -> None:
             await handle_inbound(session, ctx)
@@ -87,6 +93,24 @@ class Daemon:
         await self._server.start()
         log.info("daemon.started", host=o.host, port=self.port, config=str(o.config),
                  database=str(o.database), numbers=len(self.routing.config.numbers))  # fmt: skip
+
+    async def _start_reconciling(self) -> None:
+        """Close rows a previous run left in progress: from Asterisk's CDRs when AMI is set."""
+        assert self._store is not None
+        if self.options.ami is not None:
+            ami = Ami(self.options.ami)
+            try:
+                await ami.start()
+            except AmiError as exc:
+                log.warning("ami.unavailable", error=str(exc))
+            else:
+                self._ami = ami
+                self._reconciler = Reconciler(self._store, ami)
+                await self._reconciler.start()
+                return
+        unknown = await self._store.resolve_in_progress()
+        if unknown:
+            log.warning("cdr.resolved_in_progress", calls=unknown, status="unknown")
 
     def reload(self) -> bool:
         """Reload the rules file; an invalid file is logged and the old rules stay live."""
@@ -104,6 +128,12 @@ class Daemon:
         if self._server is not None:
             await self._server.stop(grace=self.options.grace)
             self._server = None
+        if self._reconciler is not None:
+            await self._reconciler.stop()
+            self._reconciler = None
+        if self._ami is not None:
+            await self._ami.stop()
+            self._ami = None
         if self._store is not None:
             await self._store.close()
             self._store = None

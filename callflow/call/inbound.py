@@ -11,6 +11,7 @@ import structlog
 
 from callflow import contract
 from callflow.agi import AgiError, AgiSession
+from callflow.call.reconcile import Reconciler
 from callflow.config import Config, Target
 from callflow.enrich import CallerInfo, enrich
 from callflow.store import CdrStore
@@ -55,6 +56,7 @@ class CallContext:
     store: CdrStore
     node: str = "callflow"
     clock: Callable[[], float] = time.time
+    reconciler: Reconciler | None = None  # finishes calls whose AGI session is lost
 
 
 def dnis_of(session: AgiSession) -> str:
@@ -229,6 +231,10 @@ async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
         lost = not session.hung_up
         log.warning("call.agi_error", error=str(exc))
     end = call_end(start.uniqueid, attempts, session.hung_up, ctx.clock(), reason)
+    if lost and ctx.reconciler is not None:
+        ctx.reconciler.adopt(start.uniqueid)  # Asterisk's CDR will tell how it ended
+        log.warning("call.adopted_by_reconciler")
+        return
     if lost and end.disposition != ANSWERED:
         end = _unknown(end)
     await ctx.store.finish_call(end)

@@ -166,6 +166,13 @@ class Sandbox:
         path.chmod(0o600)
         return creds
 
+    def ami_url(self) -> str:
+        """The sandbox's AMI login as a URL (for `callflow serve --ami`)."""
+        creds = self.credentials()
+        return (
+            f"tcp://{creds.ami_user}:{creds.ami_secret}@{self.config.host}:{self.config.ami_port}"
+        )
+
     def write_config(self) -> None:
         """Render the sandbox configuration and the shipped dialplan into the sandbox folder."""
         c = self.config
@@ -414,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(sandbox.log_tail(200))
         elif args.action == "env":
             creds = sandbox.credentials()
-            print(f"CALLFLOW_AMI=tcp://{creds.ami_user}:{creds.ami_secret}@{c.host}:{c.ami_port}")
+            print(f"CALLFLOW_AMI={sandbox.ami_url()}")
             print(f"CALLFLOW_ARI=http://{creds.ari_user}:{creds.ari_secret}@{c.host}:{c.http_port}")
         else:  # cli
             if not sandbox.is_running():

@@ -156,8 +156,15 @@ def agent_scenario(*, answer_after_ms: int | None, reject: int | None, talk_ms: 
         "[last_Call-ID:]\n[last_CSeq:]\nContact: <sip:[local_ip]:[local_port]>\n"
         "Content-Length: 0\n"
     )
+    # The caller's From (with its tag) is kept for the To of a BYE the agent may send; SIPp
+    # refuses a variable that is never used, so only answering agents capture it.
+    capture = (
+        ""
+        if reject is not None
+        else '<action><ereg regexp=".*" search_in="hdr" header="From:" assign_to="caller"/></action>'
+    )
     body = [
-        '  <recv request="INVITE" crlf="true"/>',
+        f'  <recv request="INVITE" crlf="true" rrs="true">{capture}</recv>',
         f"  <send>{_cdata(trying)}</send>",
     ]
     if reject is not None:
@@ -186,10 +193,11 @@ def agent_scenario(*, answer_after_ms: int | None, reject: int | None, talk_ms: 
         "Content-Type: application/sdp\nContent-Length: [len]\n\n" + _SDP
     )
     bye = (
-        "BYE sip:[remote_ip]:[remote_port] SIP/2.0\n"
+        "BYE [next_url] SIP/2.0\n"
         "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
+        "[routes]\n"
         "From: <sip:[local_ip]:[local_port]>;tag=[pid]AG[call_number]\n"
-        "To: <sip:[remote_ip]:[remote_port]>[peer_tag_param]\n"
+        "To: [$caller]\n"
         "Call-ID: [call_id]\nCSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n"
     )
     ok_bye = (

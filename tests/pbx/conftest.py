@@ -104,13 +104,14 @@ class DaemonProcess:
             sys.executable, "-m", "callflow.cli", "serve", "--config", str(rules), "--db", str(db),
             "--listen", f"127.0.0.1:{port}", "--log-format", "json",
         ]  # fmt: skip
+        self.extra: list[str] = []
         self.port = port
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
         """Start and wait until it accepts connections."""
         self.proc = await asyncio.create_subprocess_exec(
-            *self.args, stdin=asyncio.subprocess.DEVNULL, env=dict(os.environ)
+            *self.args, *self.extra, stdin=asyncio.subprocess.DEVNULL, env=dict(os.environ)
         )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:

@@ -1,0 +1,66 @@
+"""AMI: reconciling a call whose AGI session was lost, and `callflow callback`."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from typer.testing import CliRunner
+
+from callflow.cli import app
+
+pytestmark = pytest.mark.pbx
+
+
+async def test_lost_call_is_reconciled_from_asterisk_cdr(
+    sandbox, daemon_process, agents, place_call, cdr
+) -> None:
+    agent = await agents("agent1", answer_after=0.0)
+    daemon_process.extra = ["--ami", sandbox.ami_url()]
+    await daemon_process.start()
+
+    call_task = asyncio.create_task(place_call(ani="2125550100", dnis="8005550001", hold=5))
+    await agent.wait_for_invites(1)
+    await asyncio.sleep(0.5)
+    daemon_process.kill()
+    left = await cdr(status="in_progress")
+    await daemon_process.start()  # back while the call is still up: it is watched, not guessed
+    result = await call_task
+    call = await cdr(status="completed")
+
+    assert result.answered
+    assert call["uniqueid"] == left["uniqueid"]
+    assert call["disposition"] == "answered"
+    assert call["talk_seconds"] == pytest.approx(result.duration, abs=1.0)
+    assert call["final_destination"] == "PJSIP/agent1"
+    assert "reconciled" in str(call["route_reason"])
+    await daemon_process.stop()
+
+
+async def test_callback_lands_on_an_agent_attributed_to_campaign(
+    sandbox, daemon, agents, cdr, rules_file
+) -> None:
+    customer = await agents("pstn-trunk", answer_after=0.5, talk=3.0)
+    agent = await agents("agent1", answer_after=0.5)
+    args = ["callback", "--number", "(212) 555-0123", "--campaign", "spring-promo",
+            "--config", str(rules_file), "--ami", sandbox.ami_url()]  # fmt: skip
+
+    result = await asyncio.to_thread(CliRunner().invoke, app, args)
+    call = await cdr(status="completed", timeout=20)
+
+    assert result.exit_code == 0, result.output
+    (invite,) = customer.invites
+    assert invite.request_uri.startswith("sip:+12125550123@127.0.0.9")  # type: ignore[union-attr]
+    assert len(agent.invites) == 1
+    assert call["campaign"] == "spring-promo" and call["ani_e164"] == "+12125550123"
+    assert call["disposition"] == "answered" and call["final_target"] == "a1"
+    assert call["hangup_by"] == "caller"  # the customer hung up
+
+
+def test_callback_rejects_bad_requests(rules_file) -> None:
+    runner = CliRunner()
+    base = ["callback", "--config", str(rules_file), "--ami", "tcp://u:p@127.0.0.1:1"]
+    bad_number = runner.invoke(app, [*base, "--number", "12&PJSIP/x", "--campaign", "general"])
+    no_tracking = runner.invoke(app, [*base, "--number", "2125550123", "--campaign", "general"])
+    assert bad_number.exit_code == 1 and "not a phone number" in bad_number.output
+    assert no_tracking.exit_code == 1 and "no tracking number" in no_tracking.output
