@@ -158,11 +158,8 @@ def agent_scenario(*, answer_after_ms: int | None, reject: int | None, talk_ms: 
     )
     # The caller's From (with its tag) is kept for the To of a BYE the agent may send; SIPp
     # refuses a variable that is never used, so only answering agents capture it.
-    capture = (
-        ""
-        if reject is not None
-        else '<action><ereg regexp=".*" search_in="hdr" header="From:" assign_to="caller"/></action>'
-    )
+    ereg = '<ereg regexp=".*" search_in="hdr" header="From:" assign_to="caller"/>'
+    capture = "" if reject is not None else f"<action>{ereg}</action>"
     body = [
         f'  <recv request="INVITE" crlf="true" rrs="true">{capture}</recv>',
         f"  <send>{_cdata(trying)}</send>",
