@@ -101,8 +101,32 @@ _V1 = Migration(
     ),
 )
 
+_V2 = Migration(
+    2,
+    "recordings and the caller directory",
+    (
+        "ALTER TABLE calls ADD COLUMN contact_name TEXT",
+        "ALTER TABLE calls ADD COLUMN company TEXT",
+        "ALTER TABLE calls ADD COLUMN account_id TEXT",
+        "ALTER TABLE calls ADD COLUMN contact_tags TEXT",
+        "ALTER TABLE calls ADD COLUMN recording_path TEXT",
+        "ALTER TABLE calls ADD COLUMN recording_bytes INTEGER",
+        """
+        CREATE TABLE directory (
+            e164       TEXT PRIMARY KEY NOT NULL,
+            name       TEXT,
+            company    TEXT,
+            address    TEXT,
+            account_id TEXT,
+            tags       TEXT,
+            updated_at REAL NOT NULL
+        ) WITHOUT ROWID
+        """,
+    ),
+)
+
 #: Every step, in order; ``MIGRATIONS[i].version == i + 1``.
-MIGRATIONS: Final[tuple[Migration, ...]] = (_V1,)
+MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2)
 #: The schema version this code reads and writes.
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

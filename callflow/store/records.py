@@ -73,6 +73,10 @@ class CallStart:
     ad: str | None = None
     repeat_caller: bool = False
     node: str
+    contact_name: str | None = None  # from the caller directory
+    company: str | None = None
+    account_id: str | None = None
+    contact_tags: str | None = None  # comma-separated
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,6 +117,7 @@ class CallEnd:
     ivr_digits: str | None = None
     route_reason: str = "{}"
     dialstatus: str | None = None
+    recording_path: str | None = None
 
     def __post_init__(self) -> None:
         """Reject a disposition or hangup side outside the documented sets."""

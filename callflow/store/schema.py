@@ -28,6 +28,7 @@ __all__ = [
     "MARK_UNKNOWN",
     "PRAGMAS",
     "RESOLVE_CALL",
+    "SET_RECORDING_BYTES",
     "START_COLUMNS",
     "TIME_COLUMNS",
     "Row",
@@ -47,7 +48,7 @@ BUSY_TIMEOUT_MS: Final = 5000
 
 START_COLUMNS: Final = tuple(f.name for f in fields(CallStart))
 END_COLUMNS: Final = tuple(f.name for f in fields(CallEnd) if f.name != "uniqueid")
-CALL_COLUMNS: Final = (*START_COLUMNS, *END_COLUMNS, "status", "updated_at")
+CALL_COLUMNS: Final = (*START_COLUMNS, *END_COLUMNS, "recording_bytes", "status", "updated_at")
 ATTEMPT_COLUMNS: Final = tuple(f.name for f in fields(DialAttempt))
 #: Columns stored as 0/1 and handed back as bool.
 BOOL_COLUMNS: Final = frozenset(
@@ -71,6 +72,9 @@ INSERT_ATTEMPT: Final = (
 _SET_END: Final = ", ".join(f"{c} = ?" for c in END_COLUMNS)
 FINISH_CALL: Final = (
     f"UPDATE calls SET {_SET_END}, status = 'completed', updated_at = ? WHERE uniqueid = ?"
+)
+SET_RECORDING_BYTES: Final = (
+    "UPDATE calls SET recording_bytes = ?, updated_at = ? WHERE uniqueid = ?"
 )
 #: Like FINISH_CALL, limited to rows still in progress (a condition may be appended).
 RESOLVE_CALL: Final = FINISH_CALL + " AND status = 'in_progress'"

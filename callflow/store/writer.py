@@ -53,6 +53,7 @@ from callflow.store.schema import (
     LAST_SEEN,
     MARK_UNKNOWN,
     RESOLVE_CALL,
+    SET_RECORDING_BYTES,
     attempt_params,
     end_params,
     start_params,
@@ -65,8 +66,9 @@ log = structlog.get_logger(__name__)
 _START: Final = 0
 _ATTEMPT: Final = 1
 _FINISH: Final = 2
-_SQL: Final = (INSERT_CALL, INSERT_ATTEMPT, FINISH_CALL)
-_KIND: Final = ("start_call", "add_attempt", "finish_call")
+_RECORDING: Final = 3
+_SQL: Final = (INSERT_CALL, INSERT_ATTEMPT, FINISH_CALL, SET_RECORDING_BYTES)
+_KIND: Final = ("start_call", "add_attempt", "finish_call", "set_recording_bytes")
 #: Retries of a batch whose transaction failed as a whole, and the first backoff delay.
 _TX_RETRIES: Final = 5
 _TX_BACKOFF: Final = 0.05
@@ -206,6 +208,10 @@ class CdrStore:
     def add_attempt(self, attempt: DialAttempt) -> None:
         """Queue one dial attempt of a started call and return at once."""
         self._enqueue(_Op(_ATTEMPT, attempt_params(attempt), attempt.uniqueid, None))
+
+    def set_recording_bytes(self, uniqueid: str, size: int) -> None:
+        """Queue the size of a call's recording, known once Asterisk has closed the file."""
+        self._enqueue(_Op(_RECORDING, (size, self._clock(), uniqueid), uniqueid, None))
 
     async def finish_call(self, end: CallEnd) -> None:
         """Queue the call's final state and return once it is committed (group commit)."""
@@ -407,7 +413,7 @@ class CdrStore:
 
     async def _write_batch(self, batch: list[_Op]) -> None:
         """Commit a batch with one executemany per kind; on a bad row, go row by row."""
-        groups: tuple[list[_Op], list[_Op], list[_Op]] = ([], [], [])
+        groups: tuple[list[_Op], ...] = tuple([] for _ in _SQL)
         for op in batch:
             groups[op.kind].append(op)
         conn = self._conn
@@ -422,7 +428,7 @@ class CdrStore:
         except (sqlite3.Error, _CountMismatch) as exc:
             await self._rollback()
             log.warning("cdr_batch_split", rows=len(batch), error=repr(exc))
-            await self._write_rows([*groups[0], *groups[1], *groups[2]])
+            await self._write_rows([op for ops in groups for op in ops])
             return
         except BaseException:
             await self._rollback()

@@ -18,22 +18,23 @@ from callflow.store.export import CSV_COLUMNS, iso_utc
 HEADER = (
     "uniqueid,linkedid,channel,started_at,ani_raw,ani_e164,caller_name,ani_valid,ani_anonymous,"
     "country,area_code,state,region,city,timezone,dnis,tracking_number,number_known,campaign,"
-    "source,medium,keyword,ad,repeat_caller,node,answered_at,ended_at,disposition,final_target,"
+    "source,medium,keyword,ad,repeat_caller,node,contact_name,company,account_id,contact_tags,"
+    "answered_at,ended_at,disposition,final_target,"
     "final_destination,ring_seconds,talk_seconds,hangup_by,ivr_digits,route_reason,dialstatus,"
-    "status,updated_at,attempts"
+    "recording_path,recording_bytes,status,updated_at,attempts"
 )
 CSV_A = (
     "1700000000.1,1700000000.1,PJSIP/carrier-00000001,2023-11-14T22:13:20.250Z,2125550100,"
     '+12125550100,"DOE, ""JOHN""",true,false,US,212,NY,Northeast,New York,America/New_York,'
-    "8005550001,+18005550001,true,spring,google,cpc,plumber,ad-17,false,pbx1,"
+    "8005550001,+18005550001,true,spring,google,cpc,plumber,ad-17,false,pbx1,,,,,"
     "2023-11-14T22:13:26.750Z,2023-11-14T22:14:26.750Z,answered,agent2,PJSIP/agent2,5.125,60.0,"
-    'caller,12,"{""rule"": ""sales"", ""targets"": [""agent1"", ""agent2""]}",ANSWER,completed,'
+    'caller,12,"{""rule"": ""sales"", ""targets"": [""agent1"", ""agent2""]}",ANSWER,,,completed,'
     "2023-11-14T22:15:00.000Z,agent1:BUSY:3.1s;agent2:ANSWER:2.0s"
 )
 CSV_B = (
     "1700000200.2,1700000200.2,PJSIP/carrier-00000002,2023-11-14T22:16:40.000Z,anonymous,,,"
-    "false,true,,,,,,,8005550002,,false,,,,,,false,pbx1,,2023-11-14T22:16:50.000Z,abandoned,,,"
-    '10.0,0.0,caller,,"{""rule"": ""default""}",,completed,2023-11-14T22:15:00.000Z,'
+    "false,true,,,,,,,8005550002,,false,,,,,,false,pbx1,,,,,,2023-11-14T22:16:50.000Z,abandoned,,,"
+    '10.0,0.0,caller,,"{""rule"": ""default""}",,,,completed,2023-11-14T22:15:00.000Z,'
 )
 JSON_A: dict[str, Any] = {
     "uniqueid": "1700000000.1",
@@ -61,6 +62,10 @@ JSON_A: dict[str, Any] = {
     "ad": "ad-17",
     "repeat_caller": False,
     "node": "pbx1",
+    "contact_name": None,
+    "company": None,
+    "account_id": None,
+    "contact_tags": None,
     "answered_at": "2023-11-14T22:13:26.750Z",
     "ended_at": "2023-11-14T22:14:26.750Z",
     "disposition": "answered",
@@ -72,6 +77,8 @@ JSON_A: dict[str, Any] = {
     "ivr_digits": "12",
     "route_reason": {"rule": "sales", "targets": ["agent1", "agent2"]},
     "dialstatus": "ANSWER",
+    "recording_path": None,
+    "recording_bytes": None,
     "status": "completed",
     "updated_at": "2023-11-14T22:15:00.000Z",
     "attempts": [
@@ -114,6 +121,10 @@ JSON_B: dict[str, Any] = {
     "number_known": False,
     "repeat_caller": False,
     "node": "pbx1",
+    "contact_name": None,
+    "company": None,
+    "account_id": None,
+    "contact_tags": None,
     "ended_at": "2023-11-14T22:16:50.000Z",
     "disposition": "abandoned",
     "ring_seconds": 10.0,

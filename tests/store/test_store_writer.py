@@ -75,6 +75,7 @@ async def test_round_trip_keeps_every_field_exactly(
     assert set(row) == {*dataclasses.asdict(call), *dataclasses.asdict(end), "status"} | {
         "updated_at",
         "attempts",
+        "recording_bytes",
     }
 
 
@@ -211,9 +212,9 @@ async def test_refused_finish_raises_row_rejected(
     call = make_start(1)
     store.start_call(call)
     # Make the writer's UPDATE violate the status CHECK: a row SQLite refuses.
-    start_sql, attempt_sql, finish_sql = writer_module._SQL
+    start_sql, attempt_sql, finish_sql, *rest = writer_module._SQL
     bogus = finish_sql.replace("status = 'completed'", "status = 'bogus'")
-    monkeypatch.setattr(writer_module, "_SQL", (start_sql, attempt_sql, bogus))
+    monkeypatch.setattr(writer_module, "_SQL", (start_sql, attempt_sql, bogus, *rest))
     with structlog.testing.capture_logs(), pytest.raises(RowRejected) as info:
         await store.finish_call(make_end(call))
     assert isinstance(info.value.__cause__, sqlite3.IntegrityError)
@@ -381,3 +382,18 @@ def test_records_validate() -> None:
         CallEnd(uniqueid="1", ended_at=1.0, disposition="answered", hangup_by="me")
     with pytest.raises(ValueError, match="seq"):
         make_attempt(make_start(1), 0)
+
+
+async def test_recording_size_is_recorded(store: CdrStore, db_path: Path) -> None:
+    call = make_start(1)
+    store.start_call(call)
+    await store.finish_call(make_end(call, recording_path="/rec/1.wav"))
+    store.set_recording_bytes(call.uniqueid, 64044)
+    await store.flush()
+    reader = await CdrReader.open(db_path)
+    try:
+        row = await reader.get_call(call.uniqueid)
+    finally:
+        await reader.close()
+    assert row is not None
+    assert (row["recording_path"], row["recording_bytes"]) == ("/rec/1.wav", 64044)
