@@ -1,0 +1,1 @@
+"""Benchmarks: an Asterisk-speaking FastAGI load generator, the floor server, and the runner."""

@@ -1,0 +1,73 @@
+"""The floor: a minimal raw-asyncio FastAGI server sending the daemon's commands with no logic.
+
+Per call it sends exactly what ``callflow.call.inbound`` sends for a call answered by its first
+target: SET VARIABLE CALLFLOW_CAMPAIGN, SET VARIABLE CALLFLOW_TARGET, EXEC Dial, GET VARIABLE
+DIALSTATUS, GET VARIABLE HANGUPCAUSE, GET FULL VARIABLE ${SHARED(...)} (when answered) and SET
+VARIABLE CALLFLOW_STATUS done; then it half-closes and reads to EOF (absorbing the final HANGUP).
+No header parsing, no attribution, no enrichment, no CDR, no logging: the cost of the protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+__all__ = ["COMMANDS", "handle", "start_floor"]
+
+#: The command lines the daemon sends for one call answered by its first target, in order.
+COMMANDS: tuple[bytes, ...] = (
+    b'SET VARIABLE "CALLFLOW_CAMPAIGN" "spring-promo"\n',
+    b'SET VARIABLE "CALLFLOW_TARGET" "alice"\n',
+    b'EXEC "Dial" "PJSIP/agent1,15,U(callflow-answered)"\n',
+    b'GET VARIABLE "DIALSTATUS"\n',
+    b'GET VARIABLE "HANGUPCAUSE"\n',
+    b'GET FULL VARIABLE "${SHARED(CALLFLOW_AGENT_ANSWERED_AT)}"\n',
+    b'SET VARIABLE "CALLFLOW_STATUS" "done"\n',
+)
+_ANSWERED = b"200 result=1 (ANSWER)"
+
+
+async def _command(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, line: bytes
+) -> bytes:
+    """Send one command and return its reply line, skipping HANGUP lines."""
+    writer.write(line)
+    while True:
+        reply = await reader.readline()
+        if not reply:
+            raise ConnectionError("peer closed")
+        if reply != b"HANGUP\n":
+            return reply
+
+
+async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Serve one FastAGI call with the daemon's command sequence and nothing else."""
+    try:
+        await reader.readuntil(b"\n\n")
+        for line in COMMANDS[:4]:
+            status = await _command(reader, writer, line)
+        await _command(reader, writer, COMMANDS[4])
+        if status.startswith(_ANSWERED):
+            await _command(reader, writer, COMMANDS[5])
+        await _command(reader, writer, COMMANDS[6])
+        writer.write_eof()
+        while await reader.read(65536):
+            pass
+    except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        pass
+    finally:
+        writer.close()
+
+
+async def start_floor(
+    host: str = "127.0.0.1", port: int = 0, backlog: int = 4096
+) -> asyncio.Server:
+    """Start the floor server and return it (port 0 picks a free port)."""
+    return await asyncio.start_server(handle, host, port, backlog=backlog)
+
+
+if __name__ == "__main__":
+    import sys
+
+    from callflow.bench.serve import main
+
+    sys.exit(main(["floor", *sys.argv[1:]]))

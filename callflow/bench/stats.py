@@ -1,0 +1,33 @@
+"""Small statistics helpers: nearest-rank percentiles over a sorted list of samples."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+__all__ = ["percentile", "summarise"]
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """Return the nearest-rank ``q`` percentile (0-100) of already sorted samples (nan if none)."""
+    if not ordered:
+        return math.nan
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def summarise(samples: Sequence[float]) -> dict[str, float]:
+    """Summarise samples (seconds) as count, mean, p50, p90, p99, p99.9 and max in milliseconds."""
+    ordered = sorted(samples)
+    if not ordered:
+        return {"n": 0.0}
+    ms = 1000.0
+    return {
+        "n": float(len(ordered)),
+        "mean_ms": sum(ordered) / len(ordered) * ms,
+        "p50_ms": percentile(ordered, 50) * ms,
+        "p90_ms": percentile(ordered, 90) * ms,
+        "p99_ms": percentile(ordered, 99) * ms,
+        "p999_ms": percentile(ordered, 99.9) * ms,
+        "max_ms": ordered[-1] * ms,
+    }
