@@ -12,6 +12,7 @@ help:
 	@echo "make demo          sandbox PBX + daemon + real SIPp calls + a CDR report"
 	@echo "make test          install everything needed, then run all tests (real Asterisk)"
 	@echo "make lint          ruff + mypy"
+	@echo "make bench         load generator + floor + real PBX figures -> BENCHMARKS.md"
 	@echo "make sandbox-up    start the sandbox Asterisk (sandbox-down, sandbox-cli, sandbox-log)"
 
 deps: system-deps venv
@@ -73,3 +74,7 @@ clean:
 # The main job: sandbox Asterisk + callflow serve + real SIPp calls, then a CDR report.
 demo: deps chroot
 	$(PY) scripts/demo.py
+
+# Speed and memory figures (never timed unit tests): writes BENCHMARKS.md.
+bench: deps chroot
+	$(PY) scripts/bench.py $(BENCH_ARGS)
