@@ -73,7 +73,9 @@ def serve(
     db: DbOpt = DEFAULT_DB,
     listen: Annotated[str, typer.Option(help="FastAGI address, HOST:PORT.")] = "127.0.0.1:4573",
     node: Annotated[str, typer.Option(help="This daemon's name in CDRs and events.")] = "callflow",
-    log_format: Annotated[str, typer.Option(help="console or json.")] = "console",
+    log_format: Annotated[
+        str, typer.Option(help="console or json (default: console on a terminal, else json).")
+    ] = "auto",
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
     uvloop: Annotated[bool, typer.Option(help="Use uvloop when installed.")] = True,
     ami: AmiOpt = None,
@@ -82,6 +84,8 @@ def serve(
     from callflow import logs
     from callflow.daemon import Daemon, DaemonOptions
 
+    if log_format == "auto":
+        log_format = "console" if sys.stderr.isatty() else "json"
     if log_format not in ("console", "json"):
         raise typer.BadParameter("--log-format is console or json")
     logs.configure(log_format, log_level)  # type: ignore[arg-type]

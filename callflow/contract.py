@@ -25,8 +25,8 @@ VAR_CALLBACK = "CALLFLOW_CALLBACK"  # "1" on calls originated by `callflow callb
 
 # Written on the caller's channel by [callflow-answered] when an agent leg answers.
 ANSWER_GOSUB = "callflow-answered"
-SHARED_AGENT_ANSWERED_AT = "${SHARED(CALLFLOW_AGENT_ANSWERED_AT)}"
 
-# Asterisk's own variables the daemon reads after a Dial.
-DIALSTATUS = "DIALSTATUS"
-HANGUPCAUSE = "HANGUPCAUSE"
+# What the daemon reads after a Dial, in one GET FULL VARIABLE: Asterisk's DIALSTATUS and
+# HANGUPCAUSE, and the agent's answer instant written by [callflow-answered].
+DIAL_OUTCOME_SEP = "|"
+DIAL_OUTCOME = "${DIALSTATUS}|${HANGUPCAUSE}|${SHARED(CALLFLOW_AGENT_ANSWERED_AT)}"

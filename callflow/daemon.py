@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,8 @@ class Daemon:
         o.database.parent.mkdir(parents=True, exist_ok=True)
         self._store = await CdrStore.open(o.database)
         await self._start_reconciling()
+        window = self.routing.config.settings.repeat_window_days * 86400
+        await self._store.warm_repeat_cache(time.time() - window)
         ctx = CallContext(
             routing=lambda: self.routing, store=self._store, node=o.node,
             reconciler=self._reconciler,

@@ -35,6 +35,9 @@ _WITHHELD = frozenset(
 #: Caller names that mean "no name".
 _NO_NAME = _WITHHELD | {"wireless caller", "cell phone", "toll free", "name unavailable"}
 _PHONE_CHARS_RE = re.compile(r"\+?[0-9 ()./-]*\Z")
+# A plain NANP number as carriers send it: +1NXXNXXXXXX, 1NXXNXXXXXX, or NXXNXXXXXX.
+_NANP_PLAIN_RE = re.compile(r"(\+1|1)?([2-9][0-9]{2}[2-9][0-9]{6})\Z")
+_NANP_REGIONS = frozenset(phonenumbers.region_codes_for_country_code(_NANP))
 _URI_SCHEME_RE = re.compile(r"(?:sips?|tel):", re.IGNORECASE)
 
 # State, district and territory codes of the NANP regions phonenumbers' geocoder names, with the
@@ -124,6 +127,9 @@ def _enrich_cached(ani: str | None, caller_name: str | None, default_country: st
     name = clean_caller_name(caller_name)
     if is_withheld(ani):
         return CallerInfo(ani_raw=ani, anonymous=True, caller_name=name)
+    fast = _NANP_PLAIN_RE.match(ani or "")
+    if fast and (fast.group(1) or default_country.upper() in _NANP_REGIONS):
+        return _nanp_caller(ani or "", fast.group(2), name)
     number = _parse(ani or "", default_country.upper())
     if number is None:
         return CallerInfo(ani_raw=ani, caller_name=name)
@@ -143,6 +149,35 @@ def _enrich_cached(ani: str | None, caller_name: str | None, default_country: st
         timezone=_timezone(number, geographic),
         caller_name=name,
     )
+
+
+def _nanp_caller(ani: str, national: str, name: str | None) -> CallerInfo:
+    """Enrich a plain NANP number without parsing: validity per number, place per NPA-NXX."""
+    number = PhoneNumber(country_code=_NANP, national_number=int(national))
+    region = phonenumbers.region_code_for_number(number)
+    valid = region is not None and phonenumbers.is_valid_number_for_region(number, region)
+    place, zone = _nanp_prefix(national[:6], valid)
+    return CallerInfo(
+        ani_raw=ani,
+        e164="+1" + national,
+        valid=valid,
+        country=place.country,
+        area_code=national[:3],
+        region=place.region,
+        state=place.state,
+        city=place.city,
+        timezone=zone,
+        caller_name=name,
+    )
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _nanp_prefix(prefix: str, valid: bool) -> tuple[_Place, str | None]:
+    """Place and zone of a NANP exchange (NANP geocoding and zone data key on NPA-NXX)."""
+    number = PhoneNumber(country_code=_NANP, national_number=int(prefix + "0000"))
+    region = phonenumbers.region_code_for_number(number)
+    geographic = not valid or _is_geographic(number)
+    return _place(number, region, geographic), _timezone(number, geographic)
 
 
 def is_withheld(ani: str | None) -> bool:

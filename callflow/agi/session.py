@@ -136,8 +136,10 @@ class AgiSession:
             self._note_stale_events()
             try:
                 async with asyncio.timeout(limit):
-                    self._writer.write(line)
-                    await self._writer.drain()
+                    writer = self._writer
+                    writer.write(line)
+                    if writer.transport.get_write_buffer_size():
+                        await writer.drain()  # only when the socket did not take it all at once
                     return await self._read_final()
             except TimeoutError:
                 self.abort()

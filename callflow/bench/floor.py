@@ -1,9 +1,9 @@
 """The floor: a minimal raw-asyncio FastAGI server sending the daemon's commands with no logic.
 
 Per call it sends exactly what ``callflow.call.inbound`` sends for a call answered by its first
-target: SET VARIABLE CALLFLOW_CAMPAIGN, SET VARIABLE CALLFLOW_TARGET, EXEC Dial, GET VARIABLE
-DIALSTATUS, GET VARIABLE HANGUPCAUSE, GET FULL VARIABLE ${SHARED(...)} (when answered) and SET
-VARIABLE CALLFLOW_STATUS done; then it half-closes and reads to EOF (absorbing the final HANGUP).
+target: EXEC MSet (campaign and target), EXEC Dial, one GET FULL VARIABLE for the outcome
+(DIALSTATUS, HANGUPCAUSE, the agent's answer time) and SET VARIABLE CALLFLOW_STATUS done; then it
+half-closes and reads to EOF (absorbing the final HANGUP).
 No header parsing, no attribution, no enrichment, no CDR, no logging: the cost of the protocol.
 """
 
@@ -15,15 +15,11 @@ __all__ = ["COMMANDS", "handle", "start_floor"]
 
 #: The command lines the daemon sends for one call answered by its first target, in order.
 COMMANDS: tuple[bytes, ...] = (
-    b'SET VARIABLE "CALLFLOW_CAMPAIGN" "spring-promo"\n',
-    b'SET VARIABLE "CALLFLOW_TARGET" "alice"\n',
+    b'EXEC "MSet" "CALLFLOW_CAMPAIGN=spring-promo,CALLFLOW_TARGET=alice"\n',
     b'EXEC "Dial" "PJSIP/agent1,15,U(callflow-answered)"\n',
-    b'GET VARIABLE "DIALSTATUS"\n',
-    b'GET VARIABLE "HANGUPCAUSE"\n',
-    b'GET FULL VARIABLE "${SHARED(CALLFLOW_AGENT_ANSWERED_AT)}"\n',
+    b'GET FULL VARIABLE "${DIALSTATUS}|${HANGUPCAUSE}|${SHARED(CALLFLOW_AGENT_ANSWERED_AT)}"\n',
     b'SET VARIABLE "CALLFLOW_STATUS" "done"\n',
 )
-_ANSWERED = b"200 result=1 (ANSWER)"
 
 
 async def _command(
@@ -43,12 +39,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
     """Serve one FastAGI call with the daemon's command sequence and nothing else."""
     try:
         await reader.readuntil(b"\n\n")
-        for line in COMMANDS[:4]:
-            status = await _command(reader, writer, line)
-        await _command(reader, writer, COMMANDS[4])
-        if status.startswith(_ANSWERED):
-            await _command(reader, writer, COMMANDS[5])
-        await _command(reader, writer, COMMANDS[6])
+        for line in COMMANDS:
+            await _command(reader, writer, line)
         writer.write_eof()
         while await reader.read(65536):
             pass

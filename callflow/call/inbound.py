@@ -112,17 +112,20 @@ async def dial(
     target: Target,
     ring_timeout: int,
     clock: Callable[[], float],
+    campaign: str,
 ) -> DialAttempt:
-    """Dial one target through Asterisk and read back how it went."""
-    await session.set_variable(contract.VAR_TARGET, target.name)
+    """Dial one target through Asterisk and read back how it went (three AGI commands)."""
+    # Names are validated ([A-Za-z0-9_.-]), so they are safe inside MSet's comma list.
+    await session.exec("MSet", f"{contract.VAR_CAMPAIGN}={campaign}",
+                       f"{contract.VAR_TARGET}={target.name}")  # fmt: skip
     started = clock()
     await session.exec("Dial", target.dial_string, str(ring_timeout), f"U({contract.ANSWER_GOSUB})")
     ended = clock()
-    status = await session.get_variable(contract.DIALSTATUS) or "UNKNOWN"
-    cause = await session.get_variable(contract.HANGUPCAUSE)
+    outcome = await session.get_full_variable(contract.DIAL_OUTCOME) or ""
+    status, cause, stamp = [*outcome.split(contract.DIAL_OUTCOME_SEP), "", "", ""][:3]
+    status = status or "UNKNOWN"
     answered_at = None
     if status == "ANSWER":
-        stamp = await session.get_full_variable(contract.SHARED_AGENT_ANSWERED_AT)
         answered_at = _float(stamp) or started
         answered_at = min(max(answered_at, started), ended)
     return DialAttempt(
@@ -207,23 +210,19 @@ async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
         "route": list(campaign.route),
         "strategy": "ordered list; next target on BUSY/NOANSWER/CONGESTION/CHANUNAVAIL",
     }
-    log.info(
-        "call.start", dnis=attribution.dnis, campaign=campaign.name,
-        ani=caller.e164 or caller.ani_raw, city=caller.city, state=caller.state, repeat=repeat,
-        known_number=attribution.known,
-    )  # fmt: skip
     attempts: list[DialAttempt] = []
     lost = False
     try:
-        await session.set_variable(contract.VAR_CAMPAIGN, campaign.name)
         for seq, name in enumerate(campaign.route, 1):
             target = config.targets[name]
             timeout = target.ring_timeout or config.settings.ring_timeout
-            attempt = await dial(session, start.uniqueid, seq, target, timeout, ctx.clock)
+            attempt = await dial(
+                session, start.uniqueid, seq, target, timeout, ctx.clock, campaign.name
+            )
             attempts.append(attempt)
             ctx.store.add_attempt(attempt)
-            log.info("call.attempt", seq=seq, target=name, result=attempt.result,
-                     ring=attempt.ring_seconds, talk=attempt.talk_seconds)  # fmt: skip
+            log.debug("call.attempt", seq=seq, target=name, result=attempt.result,
+                      ring=attempt.ring_seconds, talk=attempt.talk_seconds)  # fmt: skip
             if attempt.result not in FAILOVER or session.hung_up:
                 break
         await session.set_variable(contract.VAR_STATUS, contract.STATUS_DONE)
@@ -238,8 +237,12 @@ async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
     if lost and end.disposition != ANSWERED:
         end = _unknown(end)
     await ctx.store.finish_call(end)
-    log.info("call.end", disposition=end.disposition, target=end.final_target,
-             ring=end.ring_seconds, talk=end.talk_seconds, hangup_by=end.hangup_by)  # fmt: skip
+    log.info(
+        "call.end", dnis=attribution.dnis, campaign=campaign.name,
+        ani=caller.e164 or caller.ani_raw, city=caller.city, state=caller.state, repeat=repeat,
+        disposition=end.disposition, target=end.final_target, attempts=len(attempts),
+        ring=end.ring_seconds, talk=end.talk_seconds, hangup_by=end.hangup_by,
+    )  # fmt: skip
 
 
 def _unknown(end: CallEnd) -> CallEnd:

@@ -31,6 +31,7 @@ __all__ = [
     "SET_RECORDING_BYTES",
     "START_COLUMNS",
     "TIME_COLUMNS",
+    "WARM_ANI",
     "Row",
     "attempt_params",
     "attempt_row",
@@ -85,6 +86,11 @@ MARK_UNKNOWN: Final = (
 )
 IN_PROGRESS: Final = "SELECT uniqueid FROM calls WHERE status = 'in_progress' ORDER BY started_at"
 LAST_SEEN: Final = "SELECT max(started_at) AS last_seen FROM calls WHERE ani_e164 = ?"
+#: Numbers seen since a time, most recent first, at most N.
+WARM_ANI: Final = (
+    "SELECT ani_e164, max(started_at) AS last FROM calls "
+    "WHERE started_at >= ? AND ani_e164 IS NOT NULL GROUP BY ani_e164 ORDER BY last DESC LIMIT ?"
+)
 
 
 def start_params(call: CallStart, now: float) -> tuple[Any, ...]:

@@ -54,6 +54,7 @@ from callflow.store.schema import (
     MARK_UNKNOWN,
     RESOLVE_CALL,
     SET_RECORDING_BYTES,
+    WARM_ANI,
     attempt_params,
     end_params,
     start_params,
@@ -139,6 +140,10 @@ class CdrStore:
         self._dead: BaseException | None = None
         self._closer: asyncio.Task[None] | None = None
         self._ani_seen: OrderedDict[str, float] = OrderedDict()
+        # Every number that started a call at or after _known_since is in _ani_seen, except
+        # those evicted (all last seen at or before _evicted_upto): a miss past both is a "no".
+        self._known_since = math.inf
+        self._evicted_upto = -math.inf
         self._task = self._loop.create_task(self._run(), name="cdr-writer")
         self._task.add_done_callback(self._writer_done)
         #: Transactions committed so far (batches, row-by-row retries, resolutions).
@@ -240,6 +245,8 @@ class CdrStore:
         if not ani_e164:
             return False
         last = self._ani_seen.get(ani_e164)
+        if last is None and since >= self._known_since and since > self._evicted_upto:
+            return False  # the cache holds every caller since then: no SQL needed
         if last is None:
             self.ani_lookups += 1
             rows = list(await self._rconn.execute_fetchall(LAST_SEEN, (ani_e164,)))
@@ -248,6 +255,17 @@ class CdrStore:
         else:
             self._ani_seen.move_to_end(ani_e164)
         return last >= since
+
+    async def warm_repeat_cache(self, since: float) -> int:
+        """Load every number seen since ``since`` so repeat checks for that window need no SQL."""
+        await self.flush()
+        rows = list(await self._rconn.execute_fetchall(WARM_ANI, (since, self._ani_cache_size + 1)))
+        if len(rows) > self._ani_cache_size:
+            return 0  # more callers than the cache holds: keep asking SQL on a miss
+        for ani, last in reversed(rows):
+            self._remember(str(ani), float(last))
+        self._known_since = min(self._known_since, since)
+        return len(rows)
 
     # -- restart ------------------------------------------------------------------------------
 
@@ -349,7 +367,8 @@ class CdrStore:
         cache[ani] = last
         cache.move_to_end(ani)
         if len(cache) > self._ani_cache_size:
-            cache.popitem(last=False)
+            _, evicted = cache.popitem(last=False)
+            self._evicted_upto = max(self._evicted_upto, evicted)
         return last
 
     async def _run(self) -> None:

@@ -397,3 +397,21 @@ async def test_recording_size_is_recorded(store: CdrStore, db_path: Path) -> Non
         await reader.close()
     assert row is not None
     assert (row["recording_path"], row["recording_bytes"]) == ("/rec/1.wav", 64044)
+
+
+async def test_warm_cache_answers_misses_without_sql(db_path: Path) -> None:
+    async with await CdrStore.open(db_path, batch_interval=0.01, ani_cache_size=3) as store:
+        for i in (1, 2):
+            store.start_call(make_start(i))  # started at T0+1, T0+2
+        await store.flush()
+    async with await CdrStore.open(db_path, batch_interval=0.01, ani_cache_size=3) as store:
+        assert await store.warm_repeat_cache(T0) == 2
+        assert await store.is_repeat_caller(make_start(1).ani_e164 or "", T0)
+        assert not await store.is_repeat_caller("+13125550000", T0)  # a miss: no SQL
+        assert store.ani_lookups == 0
+        assert not await store.is_repeat_caller("+13125550000", T0 - 100)  # older: SQL
+        assert store.ani_lookups == 1
+        for i in range(10, 14):  # evicts the oldest numbers
+            store.start_call(make_start(i, started_at=T0 + 50 + i))
+        assert not await store.is_repeat_caller("+14155550000", T0 + 5)  # evicted since: SQL
+        assert store.ani_lookups == 2
