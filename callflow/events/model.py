@@ -1,0 +1,125 @@
+"""Call events as the call flow emits them, and their wire form (schema 1)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, get_args
+
+from callflow.store.records import CallEnd, CallStart, DialAttempt
+
+__all__ = [
+    "EVENT_KINDS",
+    "SCHEMA",
+    "CallEvent",
+    "EventKind",
+    "answered",
+    "dialed",
+    "ended",
+    "envelope",
+    "record_fields",
+    "routed",
+    "started",
+    "topic",
+    "topic_level",
+]
+
+EventKind = Literal["started", "routed", "dial", "answered", "ended"]
+#: Every event kind, in the order a call emits them.
+EVENT_KINDS: Final[tuple[str, ...]] = get_args(EventKind)
+#: The version of the JSON payload layout; bumped on an incompatible change.
+SCHEMA: Final = 1
+UNKNOWN_CAMPAIGN: Final = "unknown"
+_TOPIC_UNSAFE = re.compile(r"[/+#\x00]")
+
+
+def _new_id() -> str:
+    """A fresh event id (32 hex digits)."""
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    """Something that happened to a call; ``data`` holds the record's fields (JSON-able)."""
+
+    kind: EventKind
+    uniqueid: str
+    campaign: str
+    at: float
+    data: Mapping[str, Any]
+    id: str = field(default_factory=_new_id)
+
+
+def record_fields(record: CallStart | DialAttempt | CallEnd) -> dict[str, Any]:
+    """A store record as a plain dict (``route_reason`` decoded from its JSON text)."""
+    data = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    reason = data.get("route_reason")
+    if isinstance(reason, str):
+        with contextlib.suppress(ValueError):
+            data["route_reason"] = json.loads(reason)
+    return data
+
+
+def _campaign(campaign: str | None) -> str:
+    """The campaign label used in topics and metrics."""
+    return campaign or UNKNOWN_CAMPAIGN
+
+
+def started(start: CallStart) -> CallEvent:
+    """The ``started`` event: tracking, campaign and caller geo are known."""
+    campaign = _campaign(start.campaign)
+    return CallEvent("started", start.uniqueid, campaign, start.started_at, record_fields(start))
+
+
+def routed(uniqueid: str, campaign: str | None, at: float, trace: Mapping[str, Any]) -> CallEvent:
+    """The ``routed`` event: the targets chosen, with the decision trace."""
+    return CallEvent("routed", uniqueid, _campaign(campaign), at, dict(trace))
+
+
+def dialed(attempt: DialAttempt, campaign: str | None) -> CallEvent:
+    """The ``dial`` event: one finished dial attempt and its result."""
+    data = record_fields(attempt)
+    return CallEvent("dial", attempt.uniqueid, _campaign(campaign), attempt.ended_at, data)
+
+
+def answered(attempt: DialAttempt, campaign: str | None, at: float | None = None) -> CallEvent:
+    """The ``answered`` event: a target picked up (``at`` defaults to the attempt's answer)."""
+    when = at if at is not None else (attempt.answered_at or attempt.started_at)
+    return CallEvent(
+        "answered", attempt.uniqueid, _campaign(campaign), when, record_fields(attempt)
+    )
+
+
+def ended(end: CallEnd, campaign: str | None) -> CallEvent:
+    """The ``ended`` event: the final CDR fields (the hub adds the call's start fields)."""
+    return CallEvent("ended", end.uniqueid, _campaign(campaign), end.ended_at, record_fields(end))
+
+
+def topic_level(text: str) -> str:
+    """One MQTT topic level: ``/ + #`` and NUL become ``_`` (an empty level too)."""
+    return _TOPIC_UNSAFE.sub("_", text) or "_"
+
+
+def topic(prefix: str, node: str, event: CallEvent) -> str:
+    """``<prefix>/<node>/calls/<campaign>/<event>``, each level made safe for MQTT."""
+    return f"{prefix}/{topic_level(node)}/calls/{topic_level(event.campaign)}/{event.kind}"
+
+
+def envelope(event: CallEvent, node: str, seq: int, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The schema-1 payload of an event (``seq`` counts the call's events from 1)."""
+    return {
+        "schema": SCHEMA,
+        "id": event.id,
+        "event": event.kind,
+        "node": node,
+        "uniqueid": event.uniqueid,
+        "campaign": event.campaign,
+        "seq": seq,
+        "at": event.at,
+        "data": dict(data),
+    }
