@@ -7,6 +7,7 @@ blank line, then one command line at a time answered by ``NNN ...`` reply lines,
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,7 +38,6 @@ MAX_ARGS = 128
 _ENCODING = "utf-8"
 _ERRORS = "surrogateescape"
 _EMPTY: Mapping[str, str] = MappingProxyType({})
-_KEY_RE = re.compile(r"agi_[A-Za-z0-9_]+\Z")
 _ARG_RE = re.compile(r"agi_arg_([0-9]{1,9})\Z")
 _REPLY_RE = re.compile(r"([1-5][0-9]{2})([ -])(.*)\Z", re.DOTALL)
 _VERB_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?: [A-Za-z][A-Za-z0-9_]*)*\Z")
@@ -130,6 +130,20 @@ class Header:
         return self.get("context")
 
 
+def _blank_line(buf: bytearray) -> tuple[int, int] | None:
+    """Where the header's blank line starts and where the bytes after it begin, if it came."""
+    if buf.startswith(b"\n"):
+        return 0, 1
+    if buf.startswith(b"\r\n"):
+        return 0, 2
+    best: tuple[int, int] | None = None
+    for sep in (b"\n\n", b"\n\r\n"):
+        at = buf.find(sep)
+        if at >= 0 and (best is None or at < best[0]):
+            best = (at, at + len(sep))
+    return best
+
+
 class HeaderParser:
     """Incremental parser for the FastAGI header, fed raw bytes as they arrive."""
 
@@ -154,27 +168,34 @@ class HeaderParser:
         if self._header is not None:
             self.trailing += data
             return None
-        self._buf += data
-        while True:
-            nl = self._buf.find(b"\n", self._scanned)
-            if nl < 0:
-                self._scanned = len(self._buf)
-                if len(self._buf) >= self._max_line:
-                    raise ProtocolError(f"header line longer than {self._max_line} bytes")
-                self._check_size(len(self._buf))
-                return None
-            line = bytes(self._buf[:nl])
-            del self._buf[: nl + 1]
-            self._scanned = 0
-            if nl + 1 > self._max_line:
+        buf = self._buf
+        buf += data
+        end = _blank_line(buf)
+        # Lines complete so far (up to the blank line, or the last newline) are checked now,
+        # so a garbled peer is refused at its first bad line, not at a blank line it never sends.
+        upto = end[0] if end is not None else buf.rfind(b"\n") + 1
+        if upto > self._scanned:
+            self._add_lines(bytes(buf[self._scanned : upto]))
+            self._scanned = upto
+        if end is None:
+            if len(buf) - upto >= self._max_line:
                 raise ProtocolError(f"header line longer than {self._max_line} bytes")
-            self._size += nl + 1
-            self._check_size(0)
-            if line.endswith(b"\r"):
-                line = line[:-1]
+            self._check_size(len(buf))
+            return None
+        after = end[1]
+        self._check_size(after)
+        self._size = after
+        del buf[:after]
+        return self._finish()
+
+    def _add_lines(self, block: bytes) -> None:
+        """Record complete ``agi_key: value`` lines (a block ending at a line boundary)."""
+        for line in block.split(b"\n"):
             if not line:
-                return self._finish()
-            self._add_line(line)
+                continue  # the empty piece after the block's final newline
+            if len(line) + 1 > self._max_line:
+                raise ProtocolError(f"header line longer than {self._max_line} bytes")
+            self._add_line(line[:-1] if line.endswith(b"\r") else line)
 
     def eof(self) -> None:
         """Signal end of input; raise IncompleteHeader unless the header was complete."""
@@ -191,9 +212,13 @@ class HeaderParser:
     def _add_line(self, line: bytes) -> None:
         """Record one ``agi_key: value`` line."""
         raw_key, sep, raw_value = line.partition(b":")
-        key = _decode(raw_key)
-        if not sep or _KEY_RE.match(key) is None:
+        # agi_ then ASCII letters, digits and underscores (bytes.isalnum is ASCII-only).
+        name = raw_key[4:].replace(b"_", b"")
+        if not sep or not raw_key.startswith(b"agi_") or not (name.isalnum() or not name):
             raise ProtocolError(f"not an AGI header line: {line[:80]!r}")
+        if len(raw_key) == 4:
+            raise ProtocolError(f"not an AGI header line: {line[:80]!r}")
+        key = raw_key.decode("ascii")
         if raw_value.startswith(b" "):
             raw_value = raw_value[1:]
         self._env[key] = _decode(raw_value)
@@ -336,6 +361,7 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+@functools.lru_cache(maxsize=4096)  # most command lines repeat across calls
 def format_command(*words: str) -> bytes:
     """Encode a command line: the first word is the verb, unquoted; the rest are quoted args."""
     if not words:

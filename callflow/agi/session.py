@@ -93,6 +93,7 @@ class AgiSession:
         self._events: deque[ReplyEvent] = deque(self._parser.feed(trailing))
         self._lock = asyncio.Lock()
         self._closed = False
+        self._expired = False
 
     @classmethod
     async def accept(
@@ -134,26 +135,35 @@ class AgiSession:
             if self._closed:
                 raise AgiDisconnected("AGI session is closed")
             self._note_stale_events()
+            # A plain timer that drops the connection is much cheaper than asyncio.timeout().
+            timer = None
+            if limit is not None:
+                timer = asyncio.get_running_loop().call_later(limit, self._expire)
             try:
-                async with asyncio.timeout(limit):
-                    writer = self._writer
-                    writer.write(line)
-                    if writer.transport.get_write_buffer_size():
-                        await writer.drain()  # only when the socket did not take it all at once
-                    return await self._read_final()
-            except TimeoutError:
+                writer = self._writer
+                writer.write(line)
+                if writer.transport.get_write_buffer_size():
+                    await writer.drain()  # only when the socket did not take it all at once
+                return await self._read_final()
+            except (AgiDisconnected, ConnectionError) as exc:
                 self.abort()
-                raise AgiTimeout(f"{verb}: no reply within {limit}s") from None
-            except AgiDisconnected:
-                self.abort()
-                raise
-            except ConnectionError as exc:
-                self.abort()
+                if self._expired:
+                    raise AgiTimeout(f"{verb}: no reply within {limit}s") from None
+                if isinstance(exc, AgiDisconnected):
+                    raise
                 raise AgiDisconnected(f"{verb}: connection lost: {exc}") from exc
             except BaseException:
                 # Cancelled or garbled mid-command: the next reply can no longer be matched.
                 self.abort()
                 raise
+            finally:
+                if timer is not None:
+                    timer.cancel()
+
+    def _expire(self) -> None:
+        """The command in flight got no reply in time: drop the connection."""
+        self._expired = True
+        self.abort()
 
     def _note_stale_events(self) -> None:
         """Consume events that arrived between commands, keeping only the hangup flag."""
