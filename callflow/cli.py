@@ -22,9 +22,11 @@ app = typer.Typer(
 config_app = typer.Typer(help="Check the rules file.", no_args_is_help=True)
 numbers_app = typer.Typer(help="Tracking numbers.", no_args_is_help=True)
 cdr_app = typer.Typer(help="Call detail records.", no_args_is_help=True)
+directory_app = typer.Typer(help="The caller directory (known numbers).", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(numbers_app, name="numbers")
 app.add_typer(cdr_app, name="cdr")
+app.add_typer(directory_app, name="directory")
 
 # Wide tables when writing to a file or pipe (rich would otherwise assume 80 columns).
 out = Console(width=None if sys.stdout.isatty() else 200)
@@ -48,6 +50,14 @@ def _load(path: Path):  # type: ignore[no-untyped-def]
     except ConfigError as exc:
         err.print(f"[red]invalid rules file[/red]\n{exc}", highlight=False)
         raise typer.Exit(2) from None
+
+
+@app.callback()
+def _quiet_logs() -> None:
+    """Library log lines stay quiet in one-shot commands (serve configures its own)."""
+    from callflow import logs
+
+    logs.configure("console", "warning")
 
 
 def _ami_url(url: str | None):  # type: ignore[no-untyped-def]
@@ -306,6 +316,48 @@ def render_call(call: dict[str, object]) -> None:
     if reason:
         out.print("[bold]why[/bold]")
         out.print_json(str(reason))
+
+
+@directory_app.command("import")
+def directory_import(
+    csv_file: Annotated[Path, typer.Argument(help="CSV: number,name,company,address,...")],
+    db: DbOpt = DEFAULT_DB,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    replace: Annotated[bool, typer.Option(help="Drop contacts not in this file.")] = False,
+) -> None:
+    """Import known callers; bad rows are listed by line and skipped (SIGHUP the daemon after)."""
+    from callflow import directory
+    from callflow.store import CdrStore
+
+    cfg = _load(config)
+    try:
+        contacts, report = directory.parse_csv(
+            csv_file.read_text(errors="replace"), cfg.settings.default_country
+        )
+    except (OSError, directory.DirectoryError) as exc:
+        err.print(f"{csv_file}: {exc}")
+        raise typer.Exit(2) from None
+
+    async def migrate() -> None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        await (await CdrStore.open(db)).close()
+
+    asyncio.run(migrate())
+    directory.save(db, contacts, replace=replace)
+    for line, reason in report.rejected:
+        err.print(f"{csv_file}:{line}: skipped: {reason}", highlight=False, soft_wrap=True)
+    out.print(f"{report.imported} contacts imported, {len(report.rejected)} rows skipped")
+
+
+@directory_app.command("list")
+def directory_list(db: DbOpt = DEFAULT_DB) -> None:
+    """List the known callers."""
+    from callflow import directory
+
+    table = Table("number", "name", "company", "account", "tags")
+    for c in sorted(directory.load(db).values(), key=lambda c: c.e164):
+        table.add_row(c.e164, c.name or "", c.company or "", c.account_id or "", c.tags or "")
+    out.print(table)
 
 
 def main() -> None:

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import structlog
 
-from callflow import contract
+from callflow import contract, directory
 from callflow.agi import AgiServer, AgiSession
 from callflow.ami import Ami, AmiError, AmiUrl
 from callflow.call.inbound import CallContext, Routing, handle_inbound
 from callflow.call.reconcile import Reconciler
 from callflow.config import ConfigError, load_config
+from callflow.directory import Contact
 from callflow.store import CdrStore
 
 log = structlog.get_logger("callflow.daemon")
@@ -48,6 +49,7 @@ class Daemon:
         self._server: AgiServer | None = None
         self._ami: Ami | None = None
         self._reconciler: Reconciler | None = None
+        self._directory: dict[str, Contact] = {}
         self._stopped = asyncio.Event()
 
     @property
@@ -77,9 +79,10 @@ class Daemon:
         await self._start_reconciling()
         window = self.routing.config.settings.repeat_window_days * 86400
         await self._store.warm_repeat_cache(time.time() - window)
+        self._directory = directory.load(o.database)
         ctx = CallContext(
             routing=lambda: self.routing, store=self._store, node=o.node,
-            reconciler=self._reconciler,
+            reconciler=self._reconciler, directory=lambda: self._directory,
         )  # fmt: skip
 
         async def inbound(session: AgiSession) -> None:
@@ -123,7 +126,9 @@ class Daemon:
             log.error("config.reload_rejected", error=str(exc))
             return False
         self._routing = routing
-        log.info("config.reloaded", numbers=len(routing.config.numbers))
+        self._directory = directory.load(self.options.database)
+        log.info("config.reloaded", numbers=len(routing.config.numbers),
+                 contacts=len(self._directory))  # fmt: skip
         return True
 
     async def stop(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 import structlog
@@ -13,6 +13,7 @@ from callflow import contract
 from callflow.agi import AgiError, AgiSession
 from callflow.call.reconcile import Reconciler
 from callflow.config import Config, Target
+from callflow.directory import Contact, contact_fields
 from callflow.enrich import CallerInfo, enrich
 from callflow.store import CdrStore
 from callflow.store.records import (
@@ -57,6 +58,7 @@ class CallContext:
     node: str = "callflow"
     clock: Callable[[], float] = time.time
     reconciler: Reconciler | None = None  # finishes calls whose AGI session is lost
+    directory: Callable[[], Mapping[str, Contact]] = dict  # known callers by E.164
 
 
 def dnis_of(session: AgiSession) -> str:
@@ -76,7 +78,9 @@ def call_start(
     """The CDR row written when routing starts."""
     header = session.header
     uniqueid = header.uniqueid or f"{ctx.node}-{started_at:.6f}"
+    contact = ctx.directory().get(caller.e164) if caller.e164 else None
     return CallStart(
+        **contact_fields(contact),
         uniqueid=uniqueid,
         linkedid=header.query.get(contract.QUERY_LINKEDID) or uniqueid,
         channel=header.channel or "",

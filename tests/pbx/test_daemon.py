@@ -239,3 +239,23 @@ async def test_agent_hangs_up_first(daemon, agents, place_call, cdr) -> None:
     assert result.answered and result.hung_up_by == "pbx"
     assert call["hangup_by"] == "agent"
     assert call["talk_seconds"] == pytest.approx(2.0, abs=0.5)
+
+
+async def test_known_caller_is_enriched_from_the_directory(
+    daemon, agents, place_call, cdr, db_path
+) -> None:
+    from callflow import directory
+
+    contacts, _ = directory.parse_csv(
+        "number,name,company,account_id,tags\n2125550100,Jane Roe,Acme,A-17,vip\n"
+    )
+    directory.save(db_path, contacts)
+    assert daemon.reload()  # SIGHUP reloads the directory with the rules
+    await agents("agent1", answer_after=0.0)
+
+    await place_call(ani="2125550100", dnis="8005550001", hold=1)
+    call = await cdr(status="completed")
+
+    assert (call["contact_name"], call["company"], call["account_id"], call["contact_tags"]) == (
+        "Jane Roe", "Acme", "A-17", "vip",
+    )  # fmt: skip
