@@ -51,6 +51,13 @@ def line_of(text: str, needle: str) -> int:
     raise AssertionError(needle)
 
 
+def pos(text: str, needle: str, token: str) -> str:
+    """Return ``line:column`` of token, on the first line containing needle (both 1-based)."""
+    line = line_of(text, needle)
+    column = text.splitlines()[line - 1].index(token) + 1
+    return f"{line}:{column}"
+
+
 def test_valid_file_loads() -> None:
     config = parse_config(VALID, "x.yaml")
     assert config.settings.default_country == "US"
@@ -101,7 +108,11 @@ def test_example_file_loads() -> None:
     endpoints = {t.endpoint for t in config.targets.values() if t.endpoint}
     assert endpoints <= {f"agent{i}" for i in range(1, 9)}
     numbers = {n.number: n.campaign for n in config.numbers}
-    assert numbers == {"+18005550001": "spring-promo", "+18005550002": "general"}
+    assert numbers == {
+        "+18005550001": "spring-promo",
+        "+18005550002": "general",
+        "+18005550003": "routing-demo",
+    }
     spring = [t.dial_string for t in config.route_targets("spring-promo")]
     assert spring == ["PJSIP/agent1", "PJSIP/agent2", "PJSIP/+15551234567@pstn-trunk"]
     assert [t.dial_string for t in config.route_targets("general")] == ["PJSIP/agent3"]
@@ -126,52 +137,58 @@ def test_load_config_reports_the_path(tmp_path: Path) -> None:
     path.write_text(VALID.replace("endpoint: agent2", "endpoint: 'agent 2'"))
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert str(info.value).startswith(f"{path}:{line_of(VALID, 'bob:')}: targets.bob.endpoint")
+    where = pos(VALID, "bob:", "endpoint")
+    assert str(info.value).startswith(f"{path}:{where}: targets.bob.endpoint")
 
 
 # --- cross references -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("old", "new", "needle", "expected"),
+    ("old", "new", "needle", "token", "expected"),
     [
         (
             "route: [alice, bob, nyc-office]",
             "route: [alice, carol, nyc-office]",
             "spring-promo:",
+            "carol",
             "campaigns.spring-promo.route[1]: unknown target 'carol'",
         ),
         (
             "campaign: spring-promo, ad",
             "campaign: summer, ad",
             "8005550001",
+            "campaign",
             "numbers[0].campaign: unknown campaign 'summer'",
         ),
         (
             "trunk: pstn-trunk}",
             "trunk: other-trunk}",
             "nyc-office:",
+            "trunk",
             "targets.nyc-office.trunk: unknown trunk 'other-trunk'",
         ),
         (
             '"+18005550002"',
             '"1 (800) 555-0001"',
-            "+18005550002" and "billboard",
+            "billboard",
+            "number",
             "numbers[1].number: duplicate tracking number +18005550001 (also numbers[0])",
         ),
         (
             "  campaign: general\n",
             "  campaign: nowhere\n",
             "campaign: nowhere",
+            "campaign",
             "unknown_number.campaign: unknown campaign 'nowhere'",
         ),
     ],
 )
-def test_cross_reference_errors(old: str, new: str, needle: str, expected: str) -> None:
+def test_cross_reference_errors(old: str, new: str, needle: str, token: str, expected: str) -> None:
     text = VALID.replace(old, new)
     assert text != VALID
     problems = errors_of(text)
-    assert problems == [f"rules/callflow.yaml:{line_of(text, needle)}: {expected}"]
+    assert problems == [f"rules/callflow.yaml:{pos(text, needle, token)}: {expected}"]
 
 
 def test_duplicate_after_normalisation_forms() -> None:
@@ -200,9 +217,10 @@ def test_multiple_structural_errors_are_all_listed() -> None:
     )
     problems = errors_of(text)
     assert problems == [
-        f"rules/callflow.yaml:4: settings.repeat_window_days: {problems[0].split(': ', 2)[2]}",
-        "rules/callflow.yaml:9: targets.alice.endpoint: 'agent 1;x' is not a valid endpoint name",
-        "rules/callflow.yaml:10: targets.bob.color: unknown key",
+        f"rules/callflow.yaml:4:3: settings.repeat_window_days: {problems[0].split(': ', 2)[2]}",
+        f"rules/callflow.yaml:{pos(text, 'alice:', 'endpoint')}: targets.alice.endpoint: "
+        "'agent 1;x' is not a valid endpoint name",
+        f"rules/callflow.yaml:{pos(text, 'bob:', 'color')}: targets.bob.color: unknown key",
     ]
 
 
@@ -231,14 +249,14 @@ def test_structural_errors(old: str, new: str, message: str) -> None:
     problems = errors_of(text)
     assert len(problems) == 1, problems
     assert message in problems[0]
-    assert re.match(r"rules/callflow\.yaml:\d+: ", problems[0])
+    assert re.match(r"rules/callflow\.yaml:\d+:\d+: ", problems[0])
 
 
 def test_missing_required_keys() -> None:
     problems = errors_of("version: 1\n")
     assert problems == [
-        "rules/callflow.yaml:1: campaigns: is required",
-        "rules/callflow.yaml:1: unknown_number: is required",
+        "rules/callflow.yaml:1:1: campaigns: is required",
+        "rules/callflow.yaml:1:1: unknown_number: is required",
     ]
 
 
@@ -307,7 +325,7 @@ def test_endpoint_injection_rejected(endpoint: str) -> None:
     text = VALID.replace("endpoint: agent2", f'endpoint: "{endpoint}"')
     problems = errors_of(text)
     assert problems == [
-        f"rules/callflow.yaml:{line_of(text, 'bob:')}: targets.bob.endpoint: "
+        f"rules/callflow.yaml:{pos(text, 'bob:', 'endpoint')}: targets.bob.endpoint: "
         f"{parse_escape(endpoint)!r} is not a valid endpoint name"
     ]
 
@@ -326,7 +344,7 @@ def test_trunk_injection_rejected(trunk: str) -> None:
     assert problems
     assert all("not a valid" in p for p in problems), problems
     assert any(
-        p.startswith(f"rules/callflow.yaml:{line_of(text, 'trunks:') + 1}: ") for p in problems
+        p.startswith(f"rules/callflow.yaml:{line_of(text, 'trunks:') + 1}:3: ") for p in problems
     )
     assert any("targets.nyc-office.trunk" in p for p in problems)
 
@@ -353,7 +371,7 @@ def test_pstn_number_injection_rejected(number: str) -> None:
     text = VALID.replace('number: "+15551234567"', f'number: "{number}"')
     problems = errors_of(text)
     assert problems == [
-        f"rules/callflow.yaml:{line_of(text, 'nyc-office:')}: targets.nyc-office.number: "
+        f"rules/callflow.yaml:{pos(text, 'nyc-office:', 'number')}: targets.nyc-office.number: "
         f"{parse_escape(number)!r} is not a valid phone number"
     ]
 
@@ -394,19 +412,20 @@ def test_yaml_syntax_error_has_line() -> None:
 
 def test_yaml_bad_indentation_has_line() -> None:
     text = "version: 1\ntargets:\n  a: {endpoint: agent1}\n b: x\n"
-    assert errors_of(text)[0].startswith("rules/callflow.yaml:4: YAML syntax error")
+    assert errors_of(text)[0].startswith("rules/callflow.yaml:4:2: YAML syntax error")
 
 
 def test_duplicate_yaml_key_is_an_error() -> None:
     text = VALID.replace("  bob:", "  alice: {endpoint: agent9}\n  bob:")
     problems = errors_of(text)
-    assert f"rules/callflow.yaml:{line_of(text, 'agent9')}: duplicate key 'alice'" in problems
+    where = pos(text, "agent9", "alice")
+    assert f"rules/callflow.yaml:{where}: duplicate key 'alice'" in problems
 
 
 @pytest.mark.parametrize("text", ["", "# nothing\n", "- 1\n- 2\n", "just text\n"])
 def test_not_a_mapping(text: str) -> None:
     assert errors_of(text) == [
-        "rules/callflow.yaml:1: the file must be a mapping with version, targets, campaigns, ..."
+        "rules/callflow.yaml:1:1: the file must be a mapping with version, targets, campaigns, ..."
     ]
 
 
@@ -446,7 +465,7 @@ def test_to_e164(text: str, expected: str | None) -> None:
 @pytest.mark.parametrize("char", ["\x08", "\ud800", "\x00"])
 def test_yaml_forbidden_character_has_line(char: str) -> None:
     assert errors_of(f"version: 1\nx: a{char}\n") == [
-        f"rules/callflow.yaml:2: YAML syntax error: character U+{ord(char):04X} is not allowed"
+        f"rules/callflow.yaml:2:5: YAML syntax error: character U+{ord(char):04X} is not allowed"
     ]
 
 
@@ -461,4 +480,4 @@ def test_mangled_files_only_raise_config_error(start: int, length: int, insert: 
         parse_config(text, "f.yaml")
     except ConfigError as exc:
         assert exc.problems
-        assert all(re.match(r"f\.yaml:\d+: ", problem) for problem in exc.problems)
+        assert all(re.match(r"f\.yaml:\d+:\d+: ", problem) for problem in exc.problems)
