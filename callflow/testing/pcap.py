@@ -1,7 +1,8 @@
-"""RFC 4733 (RFC 2833) DTMF as a pcap stream that SIPp's play_pcap_audio can send."""
+"""RTP streams SIPp's play_pcap_audio can send: RFC 4733 DTMF events and G.711 audio."""
 
 from __future__ import annotations
 
+import math
 import struct
 from pathlib import Path
 
@@ -58,10 +59,41 @@ def dtmf_packets(digits: str, ssrc: int = 0x43464C57) -> list[tuple[float, bytes
     return packets
 
 
+def _ulaw(sample: int) -> int:
+    """Encode one 16-bit linear sample as G.711 mu-law."""
+    sign = 0x80 if sample < 0 else 0
+    magnitude = min(abs(sample), 32635) + 0x84
+    exponent = max(0, magnitude.bit_length() - 8)
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+def audio_packets(seconds: float, ssrc: int = 0x43464C41) -> list[tuple[float, bytes]]:
+    """PCMU RTP packets (20 ms each) of a 440 Hz tone lasting SECONDS."""
+    frame = bytes(
+        _ulaw(int(6000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(160)
+    )  # 20 ms at 8 kHz: 440 Hz fits 8.8 periods; the small seam every frame is harmless
+    packets = []
+    for n in range(int(seconds * 1000 / PACKET_MS)):
+        rtp = struct.pack("!BBHII", 0x80, 0x80 if n == 0 else 0, n & 0xFFFF, n * 160, ssrc)
+        packets.append((n * PACKET_MS / 1000.0, _frame(rtp + frame)))
+    return packets
+
+
+def write_audio_pcap(path: Path, seconds: float) -> Path:
+    """Write a pcap that plays SECONDS of audio."""
+    return _write(path, audio_packets(seconds))
+
+
 def write_dtmf_pcap(path: Path, digits: str) -> Path:
     """Write a pcap (Ethernet link type) that plays the digits in order."""
+    return _write(path, dtmf_packets(digits))
+
+
+def _write(path: Path, packets: list[tuple[float, bytes]]) -> Path:
+    """Write timed frames as a classic pcap file."""
     out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
-    for at, frame in dtmf_packets(digits):
+    for at, frame in packets:
         sec, usec = int(at), round((at - int(at)) * 1_000_000)
         out.append(struct.pack("<IIII", 1_700_000_000 + sec, usec, len(frame), len(frame)))
         out.append(frame)

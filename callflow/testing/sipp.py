@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from callflow.testing import scenarios
-from callflow.testing.dtmf import write_dtmf_pcap
+from callflow.testing.pcap import write_audio_pcap, write_dtmf_pcap
 from callflow.testing.sandbox import SandboxConfig
 
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
@@ -146,16 +146,23 @@ class Carrier:
         hold: float = 2.0,
         headers: dict[str, str] | None = None,
         cancel_after: float | None = None,
+        audio: bool = False,
         timeout: float = 90.0,
     ) -> CallResult:
         """Call DNIS from ANI; after answer send DIGITS, then hang up after HOLD seconds.
 
         With cancel_after, the caller hangs up that many seconds after the call starts ringing.
+        With audio (and no digits), the caller talks (a tone) for the whole hold time.
         """
         n = next(self._seq)
         d = self.workdir / f"call{n}"
         d.mkdir(parents=True, exist_ok=True)
-        pcap = write_dtmf_pcap(d / "digits.pcap", digits) if digits else None
+        pcap = None
+        if digits:
+            pcap = write_dtmf_pcap(d / "digits.pcap", digits)
+        elif audio:
+            pcap = write_audio_pcap(d / "audio.pcap", hold)
+            digits_delay = 0.0
         xml = scenarios.carrier_scenario(
             ani=ani, dnis=dnis, caller_name=caller_name, hold_ms=max(1, int(hold * 1000)),
             dtmf_pcap=str(pcap) if pcap else None, dtmf_delay_ms=int(digits_delay * 1000),
