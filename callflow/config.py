@@ -30,6 +30,8 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from callflow.events.config import EventsConfig
+
 __all__ = [
     "ACTION_KEYS",
     "CAP_METRICS",
@@ -689,6 +691,7 @@ class Campaign(_Model):
     keyword: Text | None = None
     ad: Text | None = None
     route: tuple[Name, ...] = Field(default=(), min_length=1)
+    record: bool = False  # record this campaign's calls (see `recordings`)
 
 
 class TrackingNumber(_Model):
@@ -714,6 +717,35 @@ CAMPAIGN_GROUP_PREFIX = "campaign:"
 _NUMBER_CONDITIONS = ("ani_prefix", "area_code", "state", "country", "in_list")
 
 
+_PATH_RE = re.compile(r"/[A-Za-z0-9_./-]{0,200}\Z")
+
+
+def _check_dir(value: str) -> str:
+    """Require an absolute path of plain characters (it goes into a MixMonitor argument)."""
+    if not _PATH_RE.match(value) or ".." in value:
+        raise ValueError(f"{value!r} is not an absolute path of letters, digits, _ . / -")
+    return value.rstrip("/") or "/"
+
+
+Directory = Annotated[str, AfterValidator(_check_dir)]
+
+
+class Recordings(_Model):
+    """Where call recordings go and how long they are kept."""
+
+    dir: Directory = "/var/spool/asterisk/monitor/callflow"  # as Asterisk writes them
+    local_dir: Directory | None = None  # as the daemon sees them, if different (chroot, NFS)
+    format: Literal["wav", "gsm", "wav49"] = "wav"
+    retention_days: Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=36500)] = 90
+    split: bool = False  # also one file per party (-caller, -agent)
+    notice: Sound | None = None  # played to the caller before ringing (e.g. "calls are recorded")
+
+    @property
+    def daemon_dir(self) -> str:
+        """The recordings folder as the daemon sees it."""
+        return self.local_dir or self.dir
+
+
 class Config(_Model):
     """The whole configuration file."""
 
@@ -728,6 +760,8 @@ class Config(_Model):
     campaigns: Mapping[Name, Campaign]
     numbers: tuple[TrackingNumber, ...] = ()
     unknown_number: UnknownNumber
+    recordings: Recordings = Recordings()
+    events: EventsConfig = EventsConfig()
 
     @model_validator(mode="before")
     @classmethod

@@ -27,6 +27,9 @@ VAR_CALLBACK = "CALLFLOW_CALLBACK"  # "1" on calls originated by `callflow callb
 ANSWER_GOSUB = "callflow-answered"
 
 # What the daemon reads after a Dial, in one GET FULL VARIABLE: Asterisk's DIALSTATUS and
-# HANGUPCAUSE, and the agent's answer instant written by [callflow-answered].
+# HANGUPCAUSE, the agent's answer instant written by [callflow-answered], and which leg of a
+# simultaneous Dial answered (DIALEDPEERNUMBER: "agent1", "+15551234567@pstn-trunk").
 DIAL_OUTCOME_SEP = "|"
-DIAL_OUTCOME = "${DIALSTATUS}|${HANGUPCAUSE}|${SHARED(CALLFLOW_AGENT_ANSWERED_AT)}"
+DIAL_OUTCOME = (
+    "${DIALSTATUS}|${HANGUPCAUSE}|${SHARED(CALLFLOW_AGENT_ANSWERED_AT)}|${DIALEDPEERNUMBER}"
+)

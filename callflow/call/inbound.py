@@ -1,52 +1,81 @@
-"""The inbound call, start to end: attribute, enrich, record, dial with failover, finish the CDR."""
+"""The inbound call, start to end: attribute, enrich, decide by the rules, act, record the CDR."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import structlog
 
 from callflow import contract
 from callflow.agi import AgiError, AgiSession
+from callflow.call.dialing import DialContext, DialLog, dial_route
+from callflow.call.ivr import answer_once, collect_zip, run_menu, with_zip
+from callflow.call.outcome import call_end
 from callflow.call.reconcile import Reconciler
-from callflow.config import Config, Target
+from callflow.call.recording import measure_later, start_recording
+from callflow.config import Config
 from callflow.directory import Contact, contact_fields
 from callflow.enrich import CallerInfo, enrich
+from callflow.events import model as events
+from callflow.rules import (
+    Action,
+    CallFacts,
+    CollectZip,
+    Counters,
+    Engine,
+    Hangup,
+    Play,
+    Reject,
+    Route,
+    RunIvr,
+    Trace,
+    Voicemail,
+    describe,
+)
+from callflow.rules.facts import ZIP_KEY
 from callflow.store import CdrStore
 from callflow.store.records import (
-    ABANDONED,
     ANSWERED,
-    BUSY,
     FAILED,
-    NO_ANSWER,
+    MESSAGE,
+    REJECTED,
     UNKNOWN,
+    VOICEMAIL,
     CallEnd,
     CallStart,
     DialAttempt,
 )
 from callflow.tracking import Attribution, NumberIndex
 
+if TYPE_CHECKING:
+    from callflow.events.hub import EventHub
+
 log = structlog.get_logger("callflow.call")
 
-# DIALSTATUS values after which the next target is tried.
-FAILOVER = frozenset({"BUSY", "NOANSWER", "CONGESTION", "CHANUNAVAIL"})
-_DISPOSITION = {"BUSY": BUSY, "NOANSWER": NO_ANSWER, "CANCEL": ABANDONED, "ANSWER": ANSWERED}
+MAX_ROUNDS = 10  # decide → IVR → decide … at most this many times per call
+NO_RULE = "(no rule)"
 
 
 @dataclass(frozen=True)
 class Routing:
-    """What a call is routed with: the configuration and its tracking-number index."""
+    """What a call is routed with: the configuration, its number index and its rules engine."""
 
     config: Config
     numbers: NumberIndex
+    engine: Engine
+    sticky: bool  # some group routes repeat callers back to the agent who answered them
 
     @classmethod
     def build(cls, config: Config) -> Routing:
-        """Index a configuration for routing."""
-        return cls(config, NumberIndex(config))
+        """Index and compile a configuration for routing."""
+        sticky = any(g.sticky is not None for g in config.groups.values())
+        return cls(config, NumberIndex(config), Engine(config), sticky)
 
 
 @dataclass
@@ -55,10 +84,13 @@ class CallContext:
 
     routing: Callable[[], Routing]  # the live routing snapshot (swapped on reload)
     store: CdrStore
+    counters: Counters
     node: str = "callflow"
     clock: Callable[[], float] = time.time
     reconciler: Reconciler | None = None  # finishes calls whose AGI session is lost
     directory: Callable[[], Mapping[str, Contact]] = dict  # known callers by E.164
+    events: EventHub | None = None
+    background: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 def dnis_of(session: AgiSession) -> str:
@@ -109,146 +141,214 @@ def call_start(
     )
 
 
-async def dial(
-    session: AgiSession,
-    uniqueid: str,
-    seq: int,
-    target: Target,
-    ring_timeout: int,
-    clock: Callable[[], float],
-    campaign: str,
-) -> DialAttempt:
-    """Dial one target through Asterisk and read back how it went (three AGI commands)."""
-    # Names are validated ([A-Za-z0-9_.-]), so they are safe inside MSet's comma list.
-    await session.exec("MSet", f"{contract.VAR_CAMPAIGN}={campaign}",
-                       f"{contract.VAR_TARGET}={target.name}")  # fmt: skip
-    started = clock()
-    await session.exec("Dial", target.dial_string, str(ring_timeout), f"U({contract.ANSWER_GOSUB})")
-    ended = clock()
-    outcome = await session.get_full_variable(contract.DIAL_OUTCOME) or ""
-    status, cause, stamp = [*outcome.split(contract.DIAL_OUTCOME_SEP), "", "", ""][:3]
-    status = status or "UNKNOWN"
-    answered_at = None
-    if status == "ANSWER":
-        answered_at = _float(stamp) or started
-        answered_at = min(max(answered_at, started), ended)
-    return DialAttempt(
-        uniqueid=uniqueid,
-        seq=seq,
-        target=target.name,
-        destination=target.dial_string,
-        started_at=started,
-        answered_at=answered_at,
-        ended_at=ended,
-        result=status,
-        ring_seconds=round((answered_at or ended) - started, 3),
-        talk_seconds=round(ended - answered_at, 3) if answered_at else 0.0,
-        hangup_cause=int(cause) if cause and cause.isdigit() else None,
+def call_facts(start: CallStart, last: tuple[str, float] | None) -> CallFacts:
+    """What the rules engine is told about a call when it starts."""
+    return CallFacts(
+        now=datetime.fromtimestamp(start.started_at, UTC),
+        dnis=start.dnis,
+        tracking_number=start.tracking_number,
+        campaign=start.campaign or "",
+        source=start.source,
+        medium=start.medium,
+        keyword=start.keyword,
+        ani_e164=start.ani_e164,
+        ani_raw=start.ani_raw or None,
+        anonymous=start.ani_anonymous,
+        country=start.country,
+        area_code=start.area_code,
+        state=start.state,
+        city=start.city,
+        repeat_caller=start.repeat_caller,
+        last_answered_by=last[0] if last else None,
+        last_answered_at=last[1] if last else None,
     )
 
 
-def _float(text: str | None) -> float | None:
-    try:
-        return float(text) if text else None
-    except ValueError:
-        return None
+class InboundCall:
+    """One call being routed: decide (with IVR rounds), act, and remember what happened."""
+
+    def __init__(
+        self, session: AgiSession, ctx: CallContext, routing: Routing, start: CallStart
+    ) -> None:
+        """Hold the per-call state."""
+        self.session = session
+        self.ctx = ctx
+        self.routing = routing
+        self.start = start
+        self.rounds: list[Trace] = []
+        self.entered: list[str] = []  # IVR entries, "menu=digits"
+        self.zip: str | None = None
+        self.dials = DialLog()
+        self.answered = [False]
+        self.no_attempt = FAILED  # the disposition when nothing was dialled
+        self.recording: str | None = None
+        self.final_action: Action | None = None
+        self.decided_at: float | None = None
+
+    async def run(self, facts: CallFacts) -> None:
+        """Ask the engine what to do until it is something other than collecting digits."""
+        for _ in range(MAX_ROUNDS):
+            decision = self.routing.engine.decide(facts, self.ctx.counters)
+            self.rounds.append(decision.trace)
+            action = decision.action
+            if isinstance(action, RunIvr):
+                digits = await run_menu(self.session, action.menu, self.answered)
+                self.entered.append(f"{action.menu.name}={digits}")
+                facts = facts.with_ivr(action.menu.name, digits)
+            elif isinstance(action, CollectZip):
+                entered = await collect_zip(
+                    self.session, action.prompt, action.retries, self.answered
+                )
+                self.entered.append(f"{ZIP_KEY}={entered.digits}")
+                self.zip = entered.digits if entered.valid else None
+                facts = with_zip(facts, entered)
+            else:
+                self.final_action = action
+                self.decided_at = self.ctx.clock()
+                await self.act(action)
+                return
+        log.warning("call.too_many_rounds", rounds=MAX_ROUNDS)
+
+    async def act(self, action: Action, depth: int = 0) -> None:
+        """Carry out one action (a route's fallback is carried out after the route fails)."""
+        session = self.session
+        if isinstance(action, Route):
+            await self._route(action)
+            if (
+                self.dials.answered is None
+                and not session.hung_up
+                and action.fallback is not None
+                and depth < 2
+            ):
+                await self.act(action.fallback, depth + 1)
+        elif isinstance(action, Play):
+            await answer_once(session, self.answered)
+            await session.stream_file(action.sound)
+            self.no_attempt = MESSAGE
+            await session.hangup()
+        elif isinstance(action, Voicemail):
+            # The box name is validated by the rules file ([A-Za-z0-9_.@-]).
+            await session.exec("VoiceMail", f"{action.box},u")
+            self.no_attempt = VOICEMAIL
+        elif isinstance(action, Reject):
+            self.no_attempt = REJECTED
+            await session.exec("Hangup", str(action.q850))
+        elif isinstance(action, Hangup):
+            self.no_attempt = FAILED if action.rule == NO_RULE else REJECTED
+            await session.hangup()
+
+    async def _route(self, route: Route) -> None:
+        """Dial the route's plan (recording first when the campaign says so)."""
+        ctx, campaign = self.ctx, self.start.campaign or ""
+        config = self.routing.config
+        record = campaign in config.campaigns and config.campaigns[campaign].record
+        if record and self.recording is None and route.plan:
+            if config.recordings.notice:
+                await answer_once(self.session, self.answered)
+                await self.session.stream_file(config.recordings.notice)
+            self.recording = await start_recording(self.session, config.recordings,
+                                                   self.start.uniqueid)  # fmt: skip
+        hub = ctx.events
+
+        def on_attempt(attempt: DialAttempt) -> None:
+            ctx.store.add_attempt(attempt)
+            if hub is not None:
+                _emit_attempt(hub, attempt, campaign)
+
+        dial = DialContext(self.start.uniqueid, campaign, ctx.counters, ctx.clock, on_attempt)
+        await dial_route(self.session, dial, route, self.dials)
+
+    def reason(self, attribution: Attribution) -> dict[str, object]:
+        """Why the call went where it went: every decision's trace, and dial-time refusals."""
+        last = self.rounds[-1] if self.rounds else None
+        return {
+            "campaign": self.start.campaign,
+            "tracking_number": attribution.tracking_number,
+            "known_number": attribution.known,
+            "rule": last.matched_rule if last else None,
+            "action": describe(self.final_action),
+            "ivr": self.entered,
+            "refused_at_dial": self.dials.refused,
+            "rounds": [json.loads(t.as_json()) for t in self.rounds],
+        }
 
 
-def call_end(
-    uniqueid: str,
-    attempts: list[DialAttempt],
-    caller_hung_up: bool,
-    ended_at: float,
-    reason: dict[str, object],
-) -> CallEnd:
-    """The CDR's final fields, from the dial attempts."""
-    answered = next((a for a in attempts if a.result == "ANSWER"), None)
-    last = attempts[-1] if attempts else None
-    if answered is not None:
-        disposition, hangup_by = ANSWERED, "caller" if caller_hung_up else "agent"
-    elif last is None:
-        disposition, hangup_by = (ABANDONED if caller_hung_up else FAILED), None
-    else:
-        disposition = _DISPOSITION.get(last.result, FAILED)
-        if caller_hung_up and disposition != ABANDONED:
-            disposition = ABANDONED
-        hangup_by = "caller" if disposition == ABANDONED else "system"
-    final = answered or last
-    reason = {**reason, "attempts": [f"{a.target}:{a.result}" for a in attempts]}
-    return CallEnd(
-        uniqueid=uniqueid,
-        answered_at=answered.answered_at if answered else None,
-        ended_at=ended_at,
-        disposition=disposition,
-        final_target=final.target if final else None,
-        final_destination=final.destination if final else None,
-        ring_seconds=round(sum(a.ring_seconds for a in attempts), 3),
-        talk_seconds=answered.talk_seconds if answered else 0.0,
-        hangup_by=hangup_by,
-        ivr_digits=None,
-        route_reason=json.dumps(reason, separators=(",", ":")),
-        dialstatus=last.result if last else None,
-    )
+def _emit_attempt(hub: EventHub, attempt: DialAttempt, campaign: str) -> None:
+    """Tell subscribers about one dial attempt (and its answer)."""
+    if attempt.result == "ANSWER":
+        hub.emit(events.answered(attempt, campaign))
+    hub.emit(events.dialed(attempt, campaign))
 
 
 async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
     """Route one inbound call: every outcome ends in a completed CDR row."""
-    routing = ctx.routing()
+    routing = ctx.routing()  # calls keep the rules they started with, whatever reloads
     config = routing.config
     started = ctx.clock()
     attribution = routing.numbers.lookup(dnis_of(session))
-    caller = enrich(
-        session.header.callerid, session.header.calleridname, config.settings.default_country
-    )
+    header = session.header
+    caller = enrich(header.callerid, header.calleridname, config.settings.default_country)
     window = config.settings.repeat_window_days * 86400
-    repeat = bool(caller.e164) and await ctx.store.is_repeat_caller(
-        caller.e164 or "", started - window
-    )
+    e164 = caller.e164 or ""
+    repeat = bool(e164) and await ctx.store.is_repeat_caller(e164, started - window)
     start = call_start(session, ctx, attribution, caller, started, repeat)
     ctx.store.start_call(start)
-    campaign = config.campaigns[attribution.campaign]
-    reason: dict[str, object] = {
-        "campaign": campaign.name,
-        "tracking_number": attribution.tracking_number,
-        "known_number": attribution.known,
-        "route": list(campaign.route),
-        "strategy": "ordered list; next target on BUSY/NOANSWER/CONGESTION/CHANUNAVAIL",
-    }
-    attempts: list[DialAttempt] = []
+    hub = ctx.events
+    if hub is not None:
+        hub.emit(events.started(start))
+        hub.metrics.call_started(start.campaign or "")
+    last = await ctx.store.last_answered(e164) if routing.sticky and e164 else None
+    call = InboundCall(session, ctx, routing, start)
     lost = False
     try:
-        for seq, name in enumerate(campaign.route, 1):
-            target = config.targets[name]
-            timeout = target.ring_timeout or config.settings.ring_timeout
-            attempt = await dial(
-                session, start.uniqueid, seq, target, timeout, ctx.clock, campaign.name
-            )
-            attempts.append(attempt)
-            ctx.store.add_attempt(attempt)
-            log.debug("call.attempt", seq=seq, target=name, result=attempt.result,
-                      ring=attempt.ring_seconds, talk=attempt.talk_seconds)  # fmt: skip
-            if attempt.result not in FAILOVER or session.hung_up:
-                break
+        await call.run(call_facts(start, last))
         await session.set_variable(contract.VAR_STATUS, contract.STATUS_DONE)
     except AgiError as exc:
         lost = not session.hung_up
         log.warning("call.agi_error", error=str(exc))
-    end = call_end(start.uniqueid, attempts, session.hung_up, ctx.clock(), reason)
+        if hub is not None:
+            hub.metrics.agi_error(type(exc).__name__)
+    reason = call.reason(attribution)
+    if hub is not None and call.decided_at is not None:
+        hub.metrics.decision_latency(call.decided_at - started)
+        hub.emit(events.routed(start.uniqueid, start.campaign or "", call.decided_at, reason))
+    end = call_end(
+        start.uniqueid, call.dials.attempts, session.hung_up, ctx.clock(), reason,
+        no_attempt=call.no_attempt, ivr_digits=";".join(call.entered) or None,
+        recording_path=call.recording,
+    )  # fmt: skip
+    end = replace(end, zip=call.zip)
     if lost and ctx.reconciler is not None:
         ctx.reconciler.adopt(start.uniqueid)  # Asterisk's CDR will tell how it ended
         log.warning("call.adopted_by_reconciler")
+        if hub is not None:
+            hub.metrics.call_ended(start.campaign or "", UNKNOWN, 0.0, 0.0)
         return
     if lost and end.disposition != ANSWERED:
-        end = _unknown(end)
+        end = replace(end, disposition=UNKNOWN, hangup_by=None)
     await ctx.store.finish_call(end)
+    _after(ctx, start, end)
     log.info(
-        "call.end", dnis=attribution.dnis, campaign=campaign.name,
+        "call.end", dnis=attribution.dnis, campaign=start.campaign,
         ani=caller.e164 or caller.ani_raw, city=caller.city, state=caller.state, repeat=repeat,
-        disposition=end.disposition, target=end.final_target, attempts=len(attempts),
-        ring=end.ring_seconds, talk=end.talk_seconds, hangup_by=end.hangup_by,
+        rule=reason["rule"], disposition=end.disposition, target=end.final_target,
+        attempts=len(call.dials.attempts), ring=end.ring_seconds, talk=end.talk_seconds,
+        hangup_by=end.hangup_by,
     )  # fmt: skip
 
 
-def _unknown(end: CallEnd) -> CallEnd:
-    """The AGI session was lost mid-call: what happened next is not known here."""
-    return replace(end, disposition=UNKNOWN, hangup_by=None)
+def _after(ctx: CallContext, start: CallStart, end: CallEnd) -> None:
+    """What follows a finished call: sticky memory, recording size, events."""
+    if end.disposition == ANSWERED and start.ani_e164 and end.final_target:
+        ctx.store.note_answered(start.ani_e164, (end.final_target, end.answered_at or 0.0))
+    if end.recording_path:
+        task = asyncio.get_running_loop().create_task(
+            measure_later(ctx.store, start.uniqueid, end.recording_path)
+        )
+        ctx.background.add(task)
+        task.add_done_callback(ctx.background.discard)
+    hub = ctx.events
+    if hub is not None:
+        hub.emit(events.ended(end, start.campaign or ""))
+        hub.metrics.call_ended(start.campaign or "", end.disposition, end.ring_seconds,
+                               end.talk_seconds)  # fmt: skip

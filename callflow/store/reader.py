@@ -10,12 +10,19 @@ import aiosqlite
 
 from callflow.store.connection import StrPath, open_reader
 from callflow.store.errors import AmbiguousUniqueid
-from callflow.store.schema import ATTEMPT_COLUMNS, CALL_COLUMNS, Row, attempt_row, call_row
+from callflow.store.schema import (
+    ATTEMPT_COLUMNS,
+    CALL_COLUMNS,
+    Row,
+    attempt_row,
+    call_row,
+    quoted,
+)
 
 __all__ = ["CdrReader"]
 
 _CALLS: Final = f"SELECT {', '.join(CALL_COLUMNS)} FROM calls"
-_ATTEMPTS: Final = f"SELECT {', '.join(ATTEMPT_COLUMNS)} FROM attempts"
+_ATTEMPTS: Final = f"SELECT {quoted(ATTEMPT_COLUMNS)} FROM attempts"
 #: Sorts after every string that starts with a given prefix (BINARY collation, UTF-8).
 _PREFIX_END: Final = "\U0010ffff"
 #: A chunk's uniqueids are bound as parameters; stay well under SQLite's limit (32766).

@@ -12,6 +12,7 @@ __all__ = [
     "DISPOSITIONS",
     "FAILED",
     "HANGUP_BY",
+    "MESSAGE",
     "NO_ANSWER",
     "REJECTED",
     "STATUSES",
@@ -19,6 +20,8 @@ __all__ = [
     "STATUS_IN_PROGRESS",
     "STATUS_UNKNOWN",
     "UNKNOWN",
+    "VOICEMAIL",
+    "AttemptHistory",
     "CallEnd",
     "CallStart",
     "DialAttempt",
@@ -32,8 +35,12 @@ FAILED: Final = "failed"
 ABANDONED: Final = "abandoned"
 REJECTED: Final = "rejected"
 UNKNOWN: Final = "unknown"
+MESSAGE: Final = "message"  # a message was played, then the call ended (e.g. closed)
+VOICEMAIL: Final = "voicemail"
 #: Every disposition a finished call may carry.
-DISPOSITIONS: Final = frozenset({ANSWERED, BUSY, NO_ANSWER, FAILED, ABANDONED, REJECTED, UNKNOWN})
+DISPOSITIONS: Final = frozenset(
+    {ANSWERED, BUSY, NO_ANSWER, FAILED, ABANDONED, REJECTED, UNKNOWN, MESSAGE, VOICEMAIL}
+)
 #: Who hung up a finished call (or None when not known).
 HANGUP_BY: Final = frozenset({"caller", "agent", "system"})
 
@@ -94,6 +101,7 @@ class DialAttempt:
     ring_seconds: float
     talk_seconds: float = 0.0
     hangup_cause: int | None = None
+    group: str | None = None  # the rules group the target was dialled for (caps, counters)
 
     def __post_init__(self) -> None:
         """Reject a sequence number below 1."""
@@ -118,6 +126,7 @@ class CallEnd:
     route_reason: str = "{}"
     dialstatus: str | None = None
     recording_path: str | None = None
+    zip: str | None = None  # entered in the IVR (and found in the ZIP data)
 
     def __post_init__(self) -> None:
         """Reject a disposition or hangup side outside the documented sets."""
@@ -125,3 +134,15 @@ class CallEnd:
             raise ValueError(f"unknown disposition {self.disposition!r}")
         if self.hangup_by is not None and self.hangup_by not in HANGUP_BY:
             raise ValueError(f"unknown hangup_by {self.hangup_by!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptHistory:
+    """A past dial attempt as the routing counters need it (rebuilt at start-up)."""
+
+    target: str
+    group: str | None
+    started_at: float
+    answered: bool
+    talk_seconds: float
+    ended_at: float | None

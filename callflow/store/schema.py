@@ -15,6 +15,7 @@ from callflow.store.records import CallEnd, CallStart, DialAttempt
 
 __all__ = [
     "APPLICATION_ID",
+    "ATTEMPTS_SINCE",
     "ATTEMPT_COLUMNS",
     "BOOL_COLUMNS",
     "BUSY_TIMEOUT_MS",
@@ -24,10 +25,13 @@ __all__ = [
     "INSERT_ATTEMPT",
     "INSERT_CALL",
     "IN_PROGRESS",
+    "LAST_ANSWERED",
     "LAST_SEEN",
+    "LOAD_STATE",
     "MARK_UNKNOWN",
     "PRAGMAS",
     "RESOLVE_CALL",
+    "SAVE_STATE",
     "SET_RECORDING_BYTES",
     "START_COLUMNS",
     "TIME_COLUMNS",
@@ -37,6 +41,7 @@ __all__ = [
     "attempt_row",
     "call_row",
     "end_params",
+    "quoted",
     "start_params",
 ]
 
@@ -58,6 +63,12 @@ BOOL_COLUMNS: Final = frozenset(
 #: Columns holding UTC epoch seconds (rendered as ISO-8601 by exports).
 TIME_COLUMNS: Final = frozenset({"started_at", "answered_at", "ended_at", "updated_at"})
 
+
+def quoted(columns: tuple[str, ...]) -> str:
+    """A column list for SQL, each name quoted (attempts has a column named "group")."""
+    return ", ".join(f'"{c}"' for c in columns)
+
+
 _start_values = attrgetter(*START_COLUMNS)
 _end_values = attrgetter(*END_COLUMNS)
 _attempt_values = attrgetter(*ATTEMPT_COLUMNS)
@@ -67,7 +78,7 @@ INSERT_CALL: Final = (
     f"VALUES ({', '.join('?' * len(START_COLUMNS))}, 'in_progress', ?)"
 )
 INSERT_ATTEMPT: Final = (
-    f"INSERT INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) "
+    f"INSERT INTO attempts ({quoted(ATTEMPT_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(ATTEMPT_COLUMNS))})"
 )
 _SET_END: Final = ", ".join(f"{c} = ?" for c in END_COLUMNS)
@@ -86,6 +97,19 @@ MARK_UNKNOWN: Final = (
 )
 IN_PROGRESS: Final = "SELECT uniqueid FROM calls WHERE status = 'in_progress' ORDER BY started_at"
 LAST_SEEN: Final = "SELECT max(started_at) AS last_seen FROM calls WHERE ani_e164 = ?"
+LAST_ANSWERED: Final = (
+    "SELECT final_target, answered_at FROM calls WHERE ani_e164 = ? AND disposition = 'answered' "
+    "AND final_target IS NOT NULL ORDER BY started_at DESC LIMIT 1"
+)
+ATTEMPTS_SINCE: Final = (
+    'SELECT target, "group", started_at, answered_at IS NOT NULL, talk_seconds, ended_at '
+    "FROM attempts WHERE started_at >= ?"
+)
+LOAD_STATE: Final = "SELECT value FROM state WHERE key = ?"
+SAVE_STATE: Final = (
+    "INSERT INTO state (key, value) VALUES (?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
 #: Numbers seen since a time, most recent first, at most N.
 WARM_ANI: Final = (
     "SELECT ani_e164, max(started_at) AS last FROM calls "

@@ -44,15 +44,19 @@ import structlog
 
 from callflow.store.connection import StrPath, open_reader, open_writer
 from callflow.store.errors import RowRejected, StoreClosed, StoreError, UnknownCall
-from callflow.store.records import CallEnd, CallStart, DialAttempt
+from callflow.store.records import AttemptHistory, CallEnd, CallStart, DialAttempt
 from callflow.store.schema import (
+    ATTEMPTS_SINCE,
     FINISH_CALL,
     IN_PROGRESS,
     INSERT_ATTEMPT,
     INSERT_CALL,
+    LAST_ANSWERED,
     LAST_SEEN,
+    LOAD_STATE,
     MARK_UNKNOWN,
     RESOLVE_CALL,
+    SAVE_STATE,
     SET_RECORDING_BYTES,
     WARM_ANI,
     attempt_params,
@@ -68,8 +72,9 @@ _START: Final = 0
 _ATTEMPT: Final = 1
 _FINISH: Final = 2
 _RECORDING: Final = 3
-_SQL: Final = (INSERT_CALL, INSERT_ATTEMPT, FINISH_CALL, SET_RECORDING_BYTES)
-_KIND: Final = ("start_call", "add_attempt", "finish_call", "set_recording_bytes")
+_STATE: Final = 4
+_SQL: Final = (INSERT_CALL, INSERT_ATTEMPT, FINISH_CALL, SET_RECORDING_BYTES, SAVE_STATE)
+_KIND: Final = ("start_call", "add_attempt", "finish_call", "set_recording_bytes", "save_state")
 #: Retries of a batch whose transaction failed as a whole, and the first backoff delay.
 _TX_RETRIES: Final = 5
 _TX_BACKOFF: Final = 0.05
@@ -142,6 +147,7 @@ class CdrStore:
         self._ani_seen: OrderedDict[str, float] = OrderedDict()
         # Every number that started a call at or after _known_since is in _ani_seen, except
         # those evicted (all last seen at or before _evicted_upto): a miss past both is a "no".
+        self._answered_by: OrderedDict[str, tuple[str, float] | None] = OrderedDict()
         self._known_since = math.inf
         self._evicted_upto = -math.inf
         self._task = self._loop.create_task(self._run(), name="cdr-writer")
@@ -266,6 +272,41 @@ class CdrStore:
             self._remember(str(ani), float(last))
         self._known_since = min(self._known_since, since)
         return len(rows)
+
+    async def last_answered(self, ani_e164: str) -> tuple[str, float] | None:
+        """The target that last answered this caller and when (cached; for sticky routing)."""
+        if not ani_e164:
+            return None
+        if ani_e164 in self._answered_by:
+            return self._answered_by[ani_e164]
+        rows = list(await self._rconn.execute_fetchall(LAST_ANSWERED, (ani_e164,)))
+        found = (str(rows[0][0]), float(rows[0][1])) if rows else None
+        self.note_answered(ani_e164, found)
+        return found
+
+    def note_answered(self, ani_e164: str, answer: tuple[str, float] | None) -> None:
+        """Remember who answered a caller (the call flow calls this when a call is answered)."""
+        cache = self._answered_by
+        cache[ani_e164] = answer
+        cache.move_to_end(ani_e164)
+        if len(cache) > self._ani_cache_size:
+            cache.popitem(last=False)
+
+    async def attempts_since(self, since: float) -> list[AttemptHistory]:
+        """Dial attempts started since a time, for rebuilding the routing counters."""
+        rows = await self._rconn.execute_fetchall(ATTEMPTS_SINCE, (since,))
+        return [AttemptHistory(str(r[0]), r[1], float(r[2]), bool(r[3]), float(r[4]), r[5])
+                for r in rows]  # fmt: skip
+
+    async def load_state(self, key: str) -> str | None:
+        """A value the daemon keeps across restarts (e.g. round-robin cursors)."""
+        await self.flush()
+        rows = list(await self._rconn.execute_fetchall(LOAD_STATE, (key,)))
+        return str(rows[0][0]) if rows else None
+
+    def save_state(self, key: str, value: str) -> None:
+        """Queue a value to keep across restarts."""
+        self._enqueue(_Op(_STATE, (key, value), key, None))
 
     # -- restart ------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from callflow.call.inbound import call_end
+from callflow.call.outcome import call_end
 from callflow.store.records import DialAttempt
 
 

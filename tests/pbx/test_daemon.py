@@ -250,7 +250,7 @@ async def test_known_caller_is_enriched_from_the_directory(
         "number,name,company,account_id,tags\n2125550100,Jane Roe,Acme,A-17,vip\n"
     )
     directory.save(db_path, contacts)
-    assert daemon.reload()  # SIGHUP reloads the directory with the rules
+    assert await daemon.reload()  # SIGHUP reloads the directory with the rules
     await agents("agent1", answer_after=0.0)
 
     await place_call(ani="2125550100", dnis="8005550001", hold=1)

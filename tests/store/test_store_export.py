@@ -21,20 +21,20 @@ HEADER = (
     "source,medium,keyword,ad,repeat_caller,node,contact_name,company,account_id,contact_tags,"
     "answered_at,ended_at,disposition,final_target,"
     "final_destination,ring_seconds,talk_seconds,hangup_by,ivr_digits,route_reason,dialstatus,"
-    "recording_path,recording_bytes,status,updated_at,attempts"
+    "recording_path,zip,recording_bytes,status,updated_at,attempts"
 )
 CSV_A = (
     "1700000000.1,1700000000.1,PJSIP/carrier-00000001,2023-11-14T22:13:20.250Z,2125550100,"
     '+12125550100,"DOE, ""JOHN""",true,false,US,212,NY,Northeast,New York,America/New_York,'
     "8005550001,+18005550001,true,spring,google,cpc,plumber,ad-17,false,pbx1,,,,,"
     "2023-11-14T22:13:26.750Z,2023-11-14T22:14:26.750Z,answered,agent2,PJSIP/agent2,5.125,60.0,"
-    'caller,12,"{""rule"": ""sales"", ""targets"": [""agent1"", ""agent2""]}",ANSWER,,,completed,'
+    'caller,12,"{""rule"": ""sales"", ""targets"": [""agent1"", ""agent2""]}",ANSWER,,,,completed,'
     "2023-11-14T22:15:00.000Z,agent1:BUSY:3.1s;agent2:ANSWER:2.0s"
 )
 CSV_B = (
     "1700000200.2,1700000200.2,PJSIP/carrier-00000002,2023-11-14T22:16:40.000Z,anonymous,,,"
     "false,true,,,,,,,8005550002,,false,,,,,,false,pbx1,,,,,,2023-11-14T22:16:50.000Z,abandoned,,,"
-    '10.0,0.0,caller,,"{""rule"": ""default""}",,,,completed,2023-11-14T22:15:00.000Z,'
+    '10.0,0.0,caller,,"{""rule"": ""default""}",,,,,completed,2023-11-14T22:15:00.000Z,'
 )
 JSON_A: dict[str, Any] = {
     "uniqueid": "1700000000.1",
@@ -78,6 +78,7 @@ JSON_A: dict[str, Any] = {
     "route_reason": {"rule": "sales", "targets": ["agent1", "agent2"]},
     "dialstatus": "ANSWER",
     "recording_path": None,
+    "zip": None,
     "recording_bytes": None,
     "status": "completed",
     "updated_at": "2023-11-14T22:15:00.000Z",
@@ -93,6 +94,7 @@ JSON_A: dict[str, Any] = {
             "ring_seconds": 3.125,
             "talk_seconds": 0.0,
             "hangup_cause": 17,
+            "group": None,
         },
         {
             "seq": 2,
@@ -105,6 +107,7 @@ JSON_A: dict[str, Any] = {
             "ring_seconds": 2.0,
             "talk_seconds": 60.0,
             "hangup_cause": 16,
+            "group": None,
         },
     ],
 }

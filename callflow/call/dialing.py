@@ -1,0 +1,154 @@
+"""Dialling a route's plan through Asterisk: caps checked at dial time, failover, attempts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from callflow import contract
+from callflow.agi import AgiSession
+from callflow.config import Target
+from callflow.rules import Counters, Route, Step
+from callflow.store.records import DialAttempt
+
+# DIALSTATUS → the failover condition it meets (Route.failover_on).
+FAILOVER_KIND = {
+    "BUSY": "busy",
+    "NOANSWER": "noanswer",
+    "CHANUNAVAIL": "unavailable",
+    "CONGESTION": "unavailable",
+}
+ANSWERED_ELSEWHERE = "ELSEWHERE"  # a simultaneous leg that lost to the one that answered
+PJSIP = "PJSIP/"
+
+
+@dataclass
+class DialLog:
+    """What dialling a route did: attempts, and targets refused at dial time (and why)."""
+
+    attempts: list[DialAttempt] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+    @property
+    def answered(self) -> DialAttempt | None:
+        """The attempt that was answered, if any."""
+        return next((a for a in self.attempts if a.result == "ANSWER"), None)
+
+
+@dataclass(frozen=True)
+class DialContext:
+    """What dialling needs besides the AGI session."""
+
+    uniqueid: str
+    campaign: str
+    counters: Counters
+    clock: Callable[[], float]
+    on_attempt: Callable[[DialAttempt], None]
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
+
+
+async def dial_step(
+    session: AgiSession, ctx: DialContext, targets: Step, group: str, first_seq: int
+) -> list[DialAttempt]:
+    """Ring one step's targets together (one Dial) and read back how each leg went."""
+    names = ",".join(t.name for t in targets)
+    # Names are validated ([A-Za-z0-9_.-]), so they are safe inside MSet's comma list.
+    await session.exec("MSet", f"{contract.VAR_CAMPAIGN}={ctx.campaign}",
+                       f"{contract.VAR_TARGET}={names}")  # fmt: skip
+    timeout = max(t.ring_timeout or 0 for t in targets) or 20
+    started = ctx.clock()
+    await session.exec(
+        "Dial", "&".join(t.dial_string for t in targets), str(timeout),
+        f"U({contract.ANSWER_GOSUB})",
+    )  # fmt: skip
+    ended = ctx.clock()
+    outcome = await session.get_full_variable(contract.DIAL_OUTCOME) or ""
+    status, cause, stamp, peer = [*outcome.split(contract.DIAL_OUTCOME_SEP), "", "", "", ""][:4]
+    status = status or "UNKNOWN"
+    answered_at = None
+    if status == "ANSWER":
+        answered_at = min(max(_float(stamp) or started, started), ended)
+    winner = _answering(targets, peer) if status == "ANSWER" else None
+    attempts = []
+    for n, target in enumerate(targets):
+        won = target is winner
+        result = status if winner is None or won else ANSWERED_ELSEWHERE
+        attempts.append(
+            DialAttempt(
+                uniqueid=ctx.uniqueid,
+                seq=first_seq + n,
+                target=target.name,
+                destination=target.dial_string,
+                started_at=started,
+                answered_at=answered_at if won else None,
+                ended_at=ended,
+                result=result,
+                ring_seconds=round(((answered_at if won else None) or ended) - started, 3),
+                talk_seconds=round(ended - answered_at, 3) if won and answered_at else 0.0,
+                hangup_cause=int(cause) if cause.isdigit() else None,
+                group=group,
+            )
+        )
+    return attempts
+
+
+def _answering(targets: Step, peer: str) -> Target | None:
+    """The target whose leg answered, from DIALEDPEERNUMBER ('agent1', '+1555…@trunk')."""
+    if len(targets) == 1:
+        return targets[0]
+    for target in targets:
+        if target.dial_string.removeprefix(PJSIP) == peer:
+            return target
+    return targets[0]
+
+
+async def dial_route(session: AgiSession, ctx: DialContext, route: Route, log: DialLog) -> None:
+    """Dial the plan step by step until answered, hung up, out of attempts or not failover."""
+    steps_dialled = 0
+    for step in route.plan:
+        if steps_dialled >= route.max_attempts or session.hung_up:
+            return
+        now = ctx.clock()
+        acquired: list[Target] = []
+        for target in step:
+            refusal = ctx.counters.try_acquire(target, route.group, now)
+            if refusal is None:
+                acquired.append(target)
+            else:
+                log.refused.append(f"{target.name}: {refusal}")
+        if not acquired:
+            continue
+        steps_dialled += 1
+        attempts: list[DialAttempt] = []
+        try:
+            attempts = await dial_step(
+                session, ctx, tuple(acquired), route.group, len(log.attempts) + 1
+            )
+        finally:
+            done = ctx.clock()
+            for target in acquired:
+                mine = next((a for a in attempts if a.target == target.name), None)
+                answered = mine is not None and mine.result == "ANSWER"
+                ctx.counters.release(
+                    target, route.group, answered=answered,
+                    talk_seconds=mine.talk_seconds if mine else 0.0, now=done,
+                )  # fmt: skip
+        for attempt in attempts:
+            log.attempts.append(attempt)
+            ctx.on_attempt(attempt)
+        status = attempts[0].result if len(attempts) == 1 else _step_status(attempts)
+        if FAILOVER_KIND.get(status) not in route.failover_on:
+            return
+
+
+def _step_status(attempts: list[DialAttempt]) -> str:
+    """The DIALSTATUS of a simultaneous step (ANSWER if any leg answered)."""
+    if any(a.result == "ANSWER" for a in attempts):
+        return "ANSWER"
+    return attempts[0].result
