@@ -89,7 +89,7 @@ async def dial_step(
                 answered_at=answered_at if won else None,
                 ended_at=ended,
                 result=result,
-                ring_seconds=round(((answered_at if won else None) or ended) - started, 3),
+                ring_seconds=round((answered_at or ended) - started, 3),  # losers: until the answer
                 talk_seconds=round(ended - answered_at, 3) if won and answered_at else 0.0,
                 hangup_cause=int(cause) if cause.isdigit() else None,
                 group=group,

@@ -69,6 +69,30 @@ async def daemon(sandbox: Sandbox, rules_file: Path, db_path: Path) -> AsyncIter
         await d.stop()
 
 
+DaemonFactory = Callable[[str], Awaitable[Daemon]]
+
+
+@pytest.fixture
+async def start_daemon(
+    sandbox: Sandbox, tmp_path: Path, db_path: Path
+) -> AsyncIterator[DaemonFactory]:
+    """`await start_daemon(yaml_text)`: the daemon with these rules, stopped after the test."""
+    started: list[Daemon] = []
+
+    async def start(text: str) -> Daemon:
+        path = tmp_path / "rules.yaml"
+        path.write_text(text)
+        d = Daemon(DaemonOptions(config=path, database=db_path, port=sandbox.config.agi_port,
+                                 grace=5, watch_interval=0.2))  # fmt: skip
+        await d.start()
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        await d.stop()
+
+
 CallRow = dict[str, object]
 
 
@@ -76,7 +100,7 @@ CallRow = dict[str, object]
 def cdr(db_path: Path) -> Callable[..., Awaitable[CallRow]]:
     """`await cdr(status="completed")` waits for the (single) call matching and returns it."""
 
-    async def wait(timeout: float = 10.0, **match: object) -> CallRow:
+    async def wait(timeout: float = 15.0, **match: object) -> CallRow:
         deadline = time.monotonic() + timeout
         reader = await CdrReader.open(db_path)
         try:
