@@ -15,6 +15,7 @@ from rich.table import Table
 
 from callflow import __version__
 from callflow.config import ConfigError, load_config
+from callflow.reports.cli import report_app
 
 app = typer.Typer(
     help="On-premises call tracking and call routing for Asterisk.", no_args_is_help=True
@@ -23,10 +24,15 @@ config_app = typer.Typer(help="Check the rules file.", no_args_is_help=True)
 numbers_app = typer.Typer(help="Tracking numbers.", no_args_is_help=True)
 cdr_app = typer.Typer(help="Call detail records.", no_args_is_help=True)
 directory_app = typer.Typer(help="The caller directory (known numbers).", no_args_is_help=True)
+rules_app = typer.Typer(help="Check the rules and explain decisions.", no_args_is_help=True)
+webhooks_app = typer.Typer(help="Webhook / postback deliveries.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(numbers_app, name="numbers")
 app.add_typer(cdr_app, name="cdr")
 app.add_typer(directory_app, name="directory")
+app.add_typer(rules_app, name="rules")
+app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(report_app, name="report")
 
 # Wide tables when writing to a file or pipe (rich would otherwise assume 80 columns).
 out = Console(width=None if sys.stdout.isatty() else 200)
@@ -140,9 +146,62 @@ def callback(
               f"{placed.campaign} (tracking number {placed.tracking_number})")  # fmt: skip
 
 
+@rules_app.command("check")
+def rules_check(
+    file: Annotated[Path, typer.Argument(help="The rules file to check.")] = DEFAULT_CONFIG,
+) -> None:
+    """Validate a rules file; every problem is listed as file:line:column (exit status 2)."""
+    config_check(file)
+
+
+@rules_app.command("explain")
+def rules_explain(
+    dnis: Annotated[str, typer.Option(help="The tracking number dialled.")],
+    ani: Annotated[str, typer.Option(help="The caller's number ('anonymous' for withheld).")],
+    digits: Annotated[
+        list[str] | None,
+        typer.Option(help="What the caller enters at each IVR or ZIP prompt, in order."),
+    ] = None,
+    at: Annotated[str | None, typer.Option(help="ISO time of the call (default: now).")] = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    db: DbOpt = DEFAULT_DB,
+) -> None:
+    """Dry run: how a call would be routed now, against the live counters; no call is placed."""
+    from callflow.call.explain import explain_call
+
+    cfg = _load(config)
+    when = _when(at)
+    known = db if db.exists() else None  # no database yet: no calls counted
+    text = asyncio.run(explain_call(cfg, known, dnis=dnis, ani=ani, digits=list(digits or []),
+                                    at=when))  # fmt: skip
+    out.print(text, highlight=False, markup=False)
+
+
+@webhooks_app.command("log")
+def webhooks_log(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    db: DbOpt = DEFAULT_DB,
+    since: Annotated[str | None, typer.Option(help="ISO date/time (UTC unless given).")] = None,
+    webhook: Annotated[str | None, typer.Option(help="Only this webhook.")] = None,
+    spool: Annotated[Path | None, typer.Option(help="Spool folder (default: beside --db).")] = None,
+) -> None:
+    """Show webhook delivery attempts: status, error, attempt number."""
+    from callflow.events import delivery_log, delivery_log_path
+
+    cfg = _load(config)
+    path = delivery_log_path(cfg.events, spool or db.parent / "spool")
+    table = Table("at (UTC)", "webhook", "event", "attempt", "status", "error", "url")
+    for row in delivery_log(path, since=_when(since), webhook=webhook):
+        table.add_row(_iso(row.get("at"))[:19], str(row.get("webhook") or ""),
+                      str(row.get("event") or ""), str(row.get("attempt") or ""),
+                      str(row.get("status") or ""), str(row.get("error") or ""),
+                      str(row.get("url") or ""))  # fmt: skip
+    out.print(table)
+
+
 @config_app.command("check")
 def config_check(config: ConfigOpt = DEFAULT_CONFIG) -> None:
-    """Validate the rules file; errors are listed with file:line."""
+    """Validate the rules file; errors are listed with file:line:column."""
     cfg = _load(config)
     out.print(
         f"{config}: OK — {len(cfg.numbers)} tracking numbers, {len(cfg.campaigns)} campaigns, "
@@ -315,7 +374,32 @@ def render_call(call: dict[str, object]) -> None:
     reason = call.get("route_reason")
     if reason:
         out.print("[bold]why[/bold]")
-        out.print_json(str(reason))
+        out.print(render_reason(str(reason)), highlight=False, markup=False)
+
+
+def render_reason(text: str) -> str:
+    """The routing explanation stored with a CDR, as readable text."""
+    from callflow.rules import Trace
+
+    try:
+        reason = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(reason, dict) or "rounds" not in reason:
+        return json.dumps(reason, indent=2)
+    lines = []
+    for n, round_ in enumerate(reason.get("rounds") or [], 1):
+        lines.append(f"decision {n}:")
+        rendered = Trace.from_json(json.dumps(round_)).render()
+        lines.extend("  " + line for line in rendered.splitlines())
+    if reason.get("ivr"):
+        lines.append("entered: " + ", ".join(reason["ivr"]))
+    for refusal in reason.get("refused_at_dial") or []:
+        lines.append(f"skipped at dial time: {refusal}")
+    lines.append(f"=> {reason.get('action')}")
+    if reason.get("attempts"):
+        lines.append("dialled: " + ", ".join(reason["attempts"]))
+    return "\n".join(lines)
 
 
 @directory_app.command("import")
