@@ -205,6 +205,7 @@ class InboundCall:
             else:
                 self.final_action = action
                 self.decided_at = self.ctx.clock()
+                self._routed()
                 await self.act(action)
                 return
         log.warning("call.too_many_rounds", rounds=MAX_ROUNDS)
@@ -258,13 +259,22 @@ class InboundCall:
         dial = DialContext(self.start.uniqueid, campaign, ctx.counters, ctx.clock, on_attempt)
         await dial_route(self.session, dial, route, self.dials)
 
-    def reason(self, attribution: Attribution) -> dict[str, object]:
+    def _routed(self) -> None:
+        """Tell subscribers the call's destination is decided (before it rings)."""
+        hub = self.ctx.events
+        if hub is None or self.decided_at is None:
+            return
+        hub.metrics.decision_latency(self.decided_at - self.start.started_at)
+        hub.emit(events.routed(self.start.uniqueid, self.start.campaign or "", self.decided_at,
+                               self.reason()))  # fmt: skip
+
+    def reason(self) -> dict[str, object]:
         """Why the call went where it went: every decision's trace, and dial-time refusals."""
         last = self.rounds[-1] if self.rounds else None
         return {
             "campaign": self.start.campaign,
-            "tracking_number": attribution.tracking_number,
-            "known_number": attribution.known,
+            "tracking_number": self.start.tracking_number,
+            "known_number": self.start.number_known,
             "rule": last.matched_rule if last else None,
             "action": describe(self.final_action),
             "ivr": self.entered,
@@ -308,10 +318,7 @@ async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
         log.warning("call.agi_error", error=str(exc))
         if hub is not None:
             hub.metrics.agi_error(type(exc).__name__)
-    reason = call.reason(attribution)
-    if hub is not None and call.decided_at is not None:
-        hub.metrics.decision_latency(call.decided_at - started)
-        hub.emit(events.routed(start.uniqueid, start.campaign or "", call.decided_at, reason))
+    reason = call.reason()
     end = call_end(
         start.uniqueid, call.dials.attempts, session.hung_up, ctx.clock(), reason,
         no_attempt=call.no_attempt, ivr_digits=";".join(call.entered) or None,

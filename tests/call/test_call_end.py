@@ -55,3 +55,20 @@ def test_caller_gave_up_while_ringing() -> None:
 def test_no_attempt_at_all() -> None:
     assert call_end("u1", [], False, 0, {}).disposition == "failed"
     assert call_end("u1", [], True, 0, {}).disposition == "abandoned"
+
+
+def test_retention_sweep_deletes_only_old_recordings(tmp_path) -> None:
+    import os
+
+    from callflow.call.recording import sweep
+
+    now = 2_000_000_000.0
+    old, new, other = tmp_path / "1795.1.wav", tmp_path / "1795.2.wav", tmp_path / "notes.txt"
+    for f in (old, new, other):
+        f.write_bytes(b"x")
+    os.utime(old, (now - 31 * 86400, now - 31 * 86400))
+    os.utime(new, (now - 29 * 86400, now - 29 * 86400))
+    os.utime(other, (now - 99 * 86400, now - 99 * 86400))
+    assert sweep(str(tmp_path), 30, now) == 1
+    assert not old.exists() and new.exists() and other.exists()
+    assert sweep(str(tmp_path), 0, now) == 0  # 0 keeps recordings forever

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from events_broker import MOSQUITTO, Broker, Subscriber
+from callflow.testing.mosquitto import MOSQUITTO, Broker, Subscriber
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from events_broker import Broker, Subscriber
+from callflow.testing.mosquitto import Broker, Subscriber
 from events_samples import call_events
 
 from callflow.events import EventHub, EventsConfig

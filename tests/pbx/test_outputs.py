@@ -1,0 +1,153 @@
+"""What leaves the daemon about a real call: recordings, MQTT events, signed webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from typer.testing import CliRunner
+
+from callflow.cli import app
+from callflow.testing.mosquitto import Broker, Subscriber, free_port
+
+pytestmark = pytest.mark.pbx
+
+HEAD = """\
+version: 1
+settings: {default_country: US, ring_timeout: 5}
+targets: {a1: {endpoint: agent1}}
+numbers:
+  - {number: "8005550001", campaign: promo}
+unknown_number: {campaign: promo}
+"""
+
+
+def seconds_of_audio(path: Path) -> float:
+    """The duration of a sound file, as sox measures it."""
+    out = subprocess.run(["soxi", "-D", str(path)], capture_output=True, text=True, check=True)
+    return float(out.stdout)
+
+
+async def test_recorded_call_has_audio_of_its_length(
+    sandbox, start_daemon, agents, place_call, cdr
+) -> None:
+    inner = f"{sandbox.config.inner_dir}/spool/monitor"
+    local = sandbox.config.dir / "spool" / "monitor"
+    await start_daemon(
+        HEAD
+        + f"""
+campaigns: {{promo: {{route: [a1], record: true}}}}
+recordings: {{dir: {inner}, local_dir: {local}, retention_days: 30}}
+"""
+    )
+    await agents("agent1", answer_after=0.0)
+
+    result = await place_call(ani="2125550100", dnis="8005550001", hold=4, audio=True)
+    call = await cdr(status="completed")
+    for _ in range(50):  # the size is written once Asterisk has closed the file
+        call = await cdr(status="completed")
+        if call["recording_bytes"]:
+            break
+        await asyncio.sleep(0.2)
+
+    assert result.answered
+    path = Path(str(call["recording_path"]))
+    assert path == local / f"{call['uniqueid']}.wav" and path.exists()
+    assert call["recording_bytes"] == path.stat().st_size > 1000
+    assert seconds_of_audio(path) == pytest.approx(call["talk_seconds"], abs=1.0)
+
+
+@pytest.fixture
+def broker(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A Mosquitto of the test's own."""
+    b = Broker(tmp_path / "mqtt")
+    b.start()
+    yield b
+    b.stop()
+
+
+async def test_call_events_and_a_signed_webhook(
+    start_daemon, agents, place_call, cdr, broker, db_path
+) -> None:
+    received: list[tuple[dict[str, str], bytes]] = []
+    attempts = 0
+
+    async def hook(request: web.Request) -> web.Response:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            return web.Response(status=500)  # the first delivery fails: it must be retried
+        received.append((dict(request.headers), await request.read()))
+        return web.Response(text="ok")
+
+    site_app = web.Application()
+    site_app.router.add_post("/hook", hook)
+    runner = web.AppRunner(site_app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    subscriber = Subscriber(broker.port, "callflow/#")
+    sub_task = asyncio.create_task(subscriber.run())
+    await asyncio.wait_for(subscriber.subscribed.wait(), 5)
+    try:
+        await start_daemon(
+            HEAD
+            + f"""
+campaigns: {{promo: {{route: [a1], source: google}}}}
+events:
+  mqtt: {{host: 127.0.0.1, port: {broker.port}, topic_prefix: callflow}}
+  webhooks:
+    - name: crm
+      url: http://127.0.0.1:{port}/hook
+      events: [ended]
+      template: {{caller: "{{ani}}", campaign: "{{campaign}}", seconds: "{{duration}}"}}
+      retries: 3
+      backoff: 0.2
+      hmac_secret: s3cret
+"""
+        )
+        await agents("agent1", answer_after=0.5)
+        await place_call(ani="2125550100", dnis="8005550001", hold=2)
+        call = await cdr(status="completed")
+        uid = call["uniqueid"]
+        await subscriber.wait_for(
+            lambda s: any(e["event"] == "ended" for e in s.events()), timeout=10
+        )
+        for _ in range(100):
+            if received:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        sub_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sub_task
+        await runner.cleanup()
+
+    mine = [(t, e) for t, e in subscriber.messages if "/calls/" in t and e["uniqueid"] == uid]
+    kinds = [e["event"] for _, e in mine]
+    assert kinds == ["started", "routed", "answered", "dial", "ended"]
+    assert all(t.startswith("callflow/callflow/calls/promo/") for t, _ in mine)
+    ended = mine[-1][1]
+    assert ended["data"]["disposition"] == "answered" and ended["data"]["source"] == "google"
+
+    ((headers, body),) = received
+    payload = json.loads(body)
+    assert payload["caller"] == "+12125550100" and payload["campaign"] == "promo"
+    assert float(payload["seconds"]) == pytest.approx(call["talk_seconds"], abs=1)
+    expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert headers["X-Callflow-Signature"] == f"sha256={expected}"
+    assert attempts == 2  # one 500, one retry
+
+    log = await asyncio.to_thread(
+        CliRunner().invoke, app, ["webhooks", "log", "--db", str(db_path),
+                                  "--config", str(db_path.parent / "rules.yaml")],
+    )  # fmt: skip
+    assert log.exit_code == 0, log.output
+    assert "crm" in log.output and "500" in log.output and "200" in log.output
