@@ -11,6 +11,18 @@ import structlog
 LogFormat = Literal["console", "json"]
 
 
+class _Stderr:
+    """Whatever sys.stderr is at the time of writing (test runners swap it)."""
+
+    def write(self, text: str) -> int:
+        """Write to the current stderr."""
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        """Flush the current stderr."""
+        sys.stderr.flush()
+
+
 def configure(fmt: LogFormat = "console", level: str = "info") -> None:
     """Configure structlog once for the process."""
     renderer: structlog.types.Processor = (
@@ -28,6 +40,6 @@ def configure(fmt: LogFormat = "console", level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
+        logger_factory=structlog.PrintLoggerFactory(_Stderr()),  # type: ignore[arg-type]
+        cache_logger_on_first_use=False,  # so tests can capture logs after configure()
     )
