@@ -20,14 +20,16 @@ RULES = REPO / "rules" / "callflow.yaml"
 DB = REPO / "var" / "demo.sqlite3"
 CLI = [sys.executable, "-m", "callflow.cli"]
 
-# (ANI, caller name, DNIS, seconds on the line after answer)
+# (ANI, caller name, DNIS, DTMF digits pressed at the menu, seconds on the line after answer)
 CALLS = [
-    ("2125550100", "Jane Roe", "8005550001", 3),  # New York, spring-promo
-    ("3125550199", "Sam Lee", "8005550001", 2),  # Chicago, spring-promo
-    ("4155550123", "Ana Diaz", "8005550002", 2),  # San Francisco, general
-    ("+442079460000", "Tom Hill", "8005550002", 2),  # London, general
-    ("anonymous", "", "8005550099", 2),  # withheld caller, unknown tracking number
-    ("2125550100", "Jane Roe", "8005550001", 2),  # the New Yorker again: a repeat caller
+    ("2125550100", "Jane Roe", "8005550001", "", 3),  # New York, spring-promo
+    ("3125550199", "Sam Lee", "8005550001", "", 2),  # Chicago, spring-promo
+    ("4155550123", "Ana Diaz", "8005550002", "", 2),  # San Francisco, general
+    ("+442079460000", "Tom Hill", "8005550002", "", 2),  # London, general
+    ("anonymous", "", "8005550099", "", 2),  # withheld caller, unknown tracking number
+    ("2125550100", "Jane Roe", "8005550001", "", 2),  # the New Yorker again: a repeat caller
+    ("4155550188", "Lee Park", "8005550003", "1", 5),  # radio ad, menu 1 = sales, from CA
+    ("6465550142", "Max Roy", "8005550003", "2", 5),  # radio ad, menu 2 = support (all ring)
 ]
 
 
@@ -53,18 +55,23 @@ async def place_calls(cfg: SandboxConfig) -> None:
         Agent("agent3", cfg.agent_ip(3), cfg.peer_port, answer_after=0.5),
         Agent("agent4", cfg.agent_ip(4), cfg.peer_port, answer_after=1.5),
         Agent("pstn-trunk", cfg.pstn_ip, cfg.peer_port, answer_after=1.0),
+        Agent("agent5", cfg.agent_ip(5), cfg.peer_port, answer_after=1.0),
+        Agent("agent6", cfg.agent_ip(6), cfg.peer_port, answer_after=1.0),
+        Agent("agent7", cfg.agent_ip(7), cfg.peer_port, answer_after=1.0),
+        Agent("agent8", cfg.agent_ip(8), cfg.peer_port, answer_after=0.5),
     ]
     try:
         for agent in agents:
             await agent.start()
         carrier = Carrier(cfg)
         print(f"== placing {len(CALLS)} real SIP calls from the carrier", flush=True)
-        for ani, name, dnis, hold in CALLS:
+        for ani, name, dnis, digits, hold in CALLS:
             result = await carrier.place_call(
-                ani=ani, dnis=dnis, caller_name=name or None, hold=hold
+                ani=ani, dnis=dnis, caller_name=name or None, digits=digits, hold=hold
             )
             state = "answered" if result.answered else f"not answered (SIP {result.final_code})"
-            print(f"   {ani:>15} -> {dnis}: {state}", flush=True)
+            pressed = f" (pressed {digits})" if digits else ""
+            print(f"   {ani:>15} -> {dnis}{pressed}: {state}", flush=True)
     finally:
         for agent in agents:
             await agent.stop()
@@ -97,6 +104,10 @@ def main() -> int:
     with sqlite3.connect(DB) as db:
         (first,) = db.execute("select uniqueid from calls order by started_at limit 1").fetchone()
     subprocess.run([*CLI, "cdr", "show", first, "--db", str(DB)], check=True)
+    print("\n== callflow cdr show (the last call: IVR menu, then the rules)")
+    with sqlite3.connect(DB) as db:
+        (last,) = db.execute("select uniqueid from calls order by started_at desc").fetchone()
+    subprocess.run([*CLI, "cdr", "show", last, "--db", str(DB)], check=True)
     rel = DB.relative_to(REPO)
     print(f"\nMore: .venv/bin/callflow cdr show <uniqueid> --db {rel}")
     print(f"      .venv/bin/callflow cdr export --format csv --db {rel}")

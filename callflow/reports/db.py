@@ -1,0 +1,158 @@
+"""A read-only, synchronous SQLite connection for reports, and the report filters."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self
+
+from callflow.store.migrations import check_version
+from callflow.store.schema import BUSY_TIMEOUT_MS
+
+__all__ = ["MISSED", "Filters", "ReportDb"]
+
+#: Dispositions counted as missed (the caller was not served); abandoned is counted apart.
+MISSED: Final = ("busy", "no-answer", "failed", "rejected")
+#: Above this many calls in the window, grouped reports walk a dimension-ordered index.
+_LARGE_WINDOW: Final = 50_000
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which calls a report covers: start-time window (UTC epoch, until exclusive) and labels."""
+
+    since: float | None = None
+    until: float | None = None
+    campaign: tuple[str, ...] = ()
+    source: tuple[str, ...] = ()
+    target: tuple[str, ...] = ()
+    state: tuple[str, ...] = ()
+    extra: tuple[tuple[str, Any], ...] = field(default=())
+
+    def where(self, alias: str = "", *, time: bool = True) -> tuple[str, list[Any]]:
+        """SQL condition (never empty) and parameters selecting the filtered calls."""
+        col = f"{alias}." if alias else ""
+        terms: list[str] = []
+        params: list[Any] = []
+        if time and self.since is not None:
+            terms.append(f"{col}started_at >= ?")
+            params.append(self.since)
+        if time and self.until is not None:
+            terms.append(f"{col}started_at < ?")
+            params.append(self.until)
+        for column, values in (
+            ("campaign", self.campaign),
+            ("source", self.source),
+            ("final_target", self.target),
+            ("state", self.state),
+        ):
+            if values:
+                terms.append(f"{col}{column} IN ({', '.join('?' * len(values))})")
+                params.extend(values)
+        return (" AND ".join(terms) or "1"), params
+
+    @property
+    def labels_only(self) -> bool:
+        """Whether no label filter is set (only the time window)."""
+        return not (self.campaign or self.source or self.target or self.state)
+
+    def window(self, since: float | None, until: float | None) -> Filters:
+        """The same label filters over another time window."""
+        return Filters(since, until, self.campaign, self.source, self.target, self.state)
+
+
+class ReportDb:
+    """A read-only connection to a CDR database (never blocks the daemon's writer in WAL mode)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        """Wrap an opened connection (use ``open``)."""
+        self.conn = conn
+        self.path = path
+        self._indexes: frozenset[str] | None = None
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Self:
+        """Open an existing CDR database read-only (schema version 1 or later)."""
+        file = Path(path)
+        if not file.is_file():
+            raise FileNotFoundError(f"no CDR database at {file}")
+        conn = sqlite3.connect(
+            file.resolve().as_uri() + "?mode=ro", uri=True, check_same_thread=False
+        )
+        try:
+            for pragma in (
+                f"busy_timeout = {BUSY_TIMEOUT_MS}",
+                "query_only = ON",
+                "cache_size = -65536",
+                "mmap_size = 1073741824",
+                "temp_store = MEMORY",
+            ):
+                conn.execute(f"PRAGMA {pragma}")
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            app = int(conn.execute("PRAGMA application_id").fetchone()[0])
+            check_version(version, app)
+            if version < 1:
+                raise FileNotFoundError(f"{file} holds no CDR tables yet")
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, file)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    def __enter__(self) -> Self:
+        """Use as a context manager (closed on exit)."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the connection."""
+        self.close()
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Every row of a query."""
+        return self.conn.execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
+        """The single row of an aggregate query."""
+        row = self.conn.execute(sql, params).fetchone()
+        assert row is not None
+        return tuple(row)
+
+    def columns(self, table: str) -> frozenset[str]:
+        """The column names of a table."""
+        return frozenset(r[1] for r in self.conn.execute(f"PRAGMA table_info({table})"))
+
+    def index(self, name: str) -> str:
+        """``INDEXED BY name`` when that index exists, else an empty string."""
+        if self._indexes is None:
+            rows = self.all("SELECT name FROM sqlite_master WHERE type = 'index'")
+            self._indexes = frozenset(r[0] for r in rows)
+        return f"INDEXED BY {name}" if name in self._indexes else ""
+
+    def span(self, filters: Filters) -> tuple[float, float] | None:
+        """The window actually covered: the filters' bounds, else the first/last call's time."""
+        lo, hi = filters.since, filters.until
+        if lo is None or hi is None:
+            first, last = self.one("SELECT min(started_at), max(started_at) FROM calls")
+            if first is None:
+                return None
+            lo = first if lo is None else lo
+            hi = last + 1e-3 if hi is None else hi
+        return (lo, hi) if hi > lo else None
+
+    def large(self, filters: Filters) -> bool:
+        """Whether the time window holds many calls (walk a grouped index, not the time one)."""
+        where, params = Filters(filters.since, filters.until).where()
+        (count,) = self.one(f"SELECT count(*) FROM calls WHERE {where}", params)
+        return int(count) > _LARGE_WINDOW

@@ -1,0 +1,157 @@
+"""``report sources``: calls, answers, conversions by campaign/source/medium/keyword/number."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from callflow.reports.db import MISSED, Filters, ReportDb
+from callflow.reports.render import Column, Report, Section
+
+__all__ = ["DIMENSIONS", "SourceRow", "sources", "sources_report"]
+
+#: What the sources report can group by (calls columns).
+DIMENSIONS: Final = ("campaign", "source", "medium", "keyword", "tracking_number")
+_MISSED_IN: Final = ", ".join(f"'{d}'" for d in MISSED)
+
+
+@dataclass
+class SourceRow:
+    """One group: counts, conversions (answered and talked ≥ N s), talk time, and spend."""
+
+    key: tuple[str | None, ...]
+    calls: int = 0
+    answered: int = 0
+    missed: int = 0
+    abandoned: int = 0
+    conversions: int = 0
+    talk_seconds: float = 0.0
+    cost: float | None = field(default=None)
+
+    def add(self, other: SourceRow) -> None:
+        """Add another group's counts into this one."""
+        self.calls += other.calls
+        self.answered += other.answered
+        self.missed += other.missed
+        self.abandoned += other.abandoned
+        self.conversions += other.conversions
+        self.talk_seconds += other.talk_seconds
+
+    def row(self) -> dict[str, Any]:
+        """The group as report columns (rates and cost per call/conversion derived)."""
+        calls, conv = self.calls, self.conversions
+        return {
+            "calls": calls,
+            "answered": self.answered,
+            "missed": self.missed,
+            "abandoned": self.abandoned,
+            "answer_rate": self.answered / calls if calls else None,
+            "conversions": conv,
+            "conversion_rate": conv / calls if calls else None,
+            "talk_minutes": self.talk_seconds / 60,
+            "avg_talk": self.talk_seconds / self.answered if self.answered else None,
+            "cost": self.cost,
+            "cost_per_call": self.cost / calls if self.cost is not None and calls else None,
+            "cost_per_conversion": self.cost / conv if self.cost is not None and conv else None,
+        }
+
+
+def sources(
+    db: ReportDb,
+    filters: Filters,
+    by: Sequence[str] = ("campaign",),
+    *,
+    convert_after: float = 60.0,
+    costs: Mapping[str, float] | None = None,
+) -> tuple[list[SourceRow], SourceRow]:
+    """Groups by ``by`` (most calls first) and the total; ``costs`` keys are ``by[0]`` values."""
+    unknown = [d for d in by if d not in DIMENSIONS]
+    if unknown or not by:
+        raise ValueError(f"--by must be among {', '.join(DIMENSIONS)}")
+    where, params = filters.where()
+    index = db.index("calls_report_source" if db.large(filters) else "calls_report_time")
+    # Group by the whole attribution tuple (in the index's order: no sort), roll up in Python.
+    sql = (
+        f"SELECT {', '.join(DIMENSIONS)}, count(*), total(disposition = 'answered'), "
+        f"total(disposition IN ({_MISSED_IN})), total(disposition = 'abandoned'), "
+        "total(disposition = 'answered' AND talk_seconds >= ?), "
+        "total(CASE WHEN disposition = 'answered' THEN talk_seconds END) "
+        f"FROM calls {index} WHERE {where} GROUP BY {', '.join(DIMENSIONS)}"
+    )
+    picks = [DIMENSIONS.index(d) for d in by]
+    groups: dict[tuple[str | None, ...], SourceRow] = {}
+    total = SourceRow(("total",))
+    for r in db.all(sql, [convert_after, *params]):
+        part = SourceRow(
+            tuple(r[i] for i in picks),
+            int(r[5]),
+            int(r[6]),
+            int(r[7]),
+            int(r[8]),
+            int(r[9]),
+            float(r[10]),
+        )
+        groups.setdefault(part.key, SourceRow(part.key)).add(part)
+        total.add(part)
+    rows = sorted(groups.values(), key=lambda g: (-g.calls, [k or "" for k in g.key]))
+    if costs is not None:
+        for g in rows:
+            g.cost = costs.get(g.key[0] or "")
+        spent = [g.cost for g in rows if g.cost is not None]
+        total.cost = sum(spent) if spent else None
+    return rows, total
+
+
+COLUMNS: Final = (
+    Column("calls", "calls"),
+    Column("answered", "answered"),
+    Column("missed", "missed"),
+    Column("abandoned", "abandoned"),
+    Column("answer_rate", "answer rate", "pct"),
+    Column("conversions", "conversions"),
+    Column("conversion_rate", "conv. rate", "pct"),
+    Column("talk_minutes", "talk min", "num"),
+    Column("avg_talk", "avg talk s", "sec"),
+)
+COST_COLUMNS: Final = (
+    Column("cost", "cost", "money"),
+    Column("cost_per_call", "per call", "money"),
+    Column("cost_per_conversion", "per conversion", "money"),
+)
+
+
+def sources_report(
+    db: ReportDb,
+    filters: Filters,
+    params: dict[str, Any],
+    by: Sequence[str],
+    *,
+    convert_after: float = 60.0,
+    costs: Mapping[str, float] | None = None,
+) -> tuple[Report, list[SourceRow]]:
+    """The sources as a report (cost columns only when a cost file was given)."""
+    rows, total = sources(db, filters, by, convert_after=convert_after, costs=costs)
+    out = [
+        {
+            **{d: (k if k is not None else "(none)") for d, k in zip(by, g.key, strict=True)},
+            **g.row(),
+        }
+        for g in rows
+    ]
+    if rows:
+        out.append({by[0]: "total", **total.row(), "_total": True})
+    keys = tuple(Column(d, d.replace("_", " "), "text") for d in by)
+    columns = (*keys, *COLUMNS, *(COST_COLUMNS if costs is not None else ()))
+    section = Section("groups", f"Calls by {' / '.join(by)}", columns, out)
+    notes = [f"conversion = answered and talked at least {convert_after:g} s"]
+    if costs is None:
+        notes.append(
+            "no cost configured: pass --cost-file (YAML or CSV, name → spend) "
+            "for cost per call and per conversion"
+        )
+    else:
+        missing = [g.key[0] for g in rows if g.cost is None]
+        if missing:
+            notes.append(f"no cost for: {', '.join(str(m) for m in missing)}")
+    return Report("sources", params, [section], notes), rows

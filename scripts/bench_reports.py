@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Time every ``callflow report`` on a large synthetic CDR database; print a markdown table.
+
+    .venv/bin/python scripts/bench_reports.py --rows 1000000 [--db var/bench-1000000.sqlite3]
+
+The database is generated with scripts/gen_cdrs.py when missing (reused otherwise). Each report
+runs through the library as the CLI does (open a read-only connection, query, render the table
+to a buffer); the best of ``--repeat`` runs is shown, wall and CPU time, for the whole year of
+traffic and for its last 30 days.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from gen_cdrs import DEFAULT_END, generate
+
+from callflow.reports import (
+    Filters,
+    ReportDb,
+    caller_report,
+    callers_report,
+    compare_report,
+    geo_report,
+    heatmap_report,
+    missed_report,
+    render,
+    sources_report,
+    summary_report,
+    targets_report,
+)
+from callflow.reports.timeutil import parse_range, zone
+from callflow.store.connection import open_writer
+
+TZ = zone("America/New_York")
+Build = Callable[[ReportDb, Filters], Any]
+
+
+def reports(caller: str) -> dict[str, Build]:
+    """The reports to time, as the CLI builds them with default options."""
+    before = parse_range("2024-10-01..2024-10-31", TZ)
+    after = parse_range("2024-11-01..2024-11-30", TZ)
+    return {
+        "summary --by day": lambda d, f: summary_report(d, f, "day", TZ, {}),
+        "summary --by hour": lambda d, f: summary_report(d, f, "hour", TZ, {}),
+        "summary --by month": lambda d, f: summary_report(d, f, "month", TZ, {}),
+        "missed": lambda d, f: missed_report(d, f, TZ, {}),
+        "callers": lambda d, f: callers_report(d, f, TZ, {}),
+        "sources --by campaign": lambda d, f: sources_report(d, f, {}, ("campaign",)),
+        "sources --by keyword": lambda d, f: sources_report(d, f, {}, ("source", "keyword")),
+        "geo --by state": lambda d, f: geo_report(d, f, {}, "state"),
+        "geo --by city": lambda d, f: geo_report(d, f, {}, "city"),
+        "targets": lambda d, f: targets_report(d, f, {}),
+        "heatmap": lambda d, f: heatmap_report(d, f, TZ, {}),
+        "compare (Oct vs Nov)": lambda d, f: compare_report(d, f, before, after, TZ, {}),
+        "caller NUMBER": lambda d, f: caller_report(d, caller, f, TZ, {}),
+        "summary --campaign google-search": lambda d, f: summary_report(
+            d, Filters(f.since, f.until, campaign=("google-search",)), "day", TZ, {}
+        ),
+    }
+
+
+def _time(db_path: Path, build: Build, filters: Filters, repeat: int) -> tuple[float, float]:
+    """Best (wall, CPU) seconds of open + query + render over ``repeat`` runs."""
+    best = (float("inf"), float("inf"))
+    for _ in range(repeat):
+        wall, cpu = time.perf_counter(), time.process_time()
+        with ReportDb.open(db_path) as db:
+            report = build(db, filters)[0]
+            render(report, "table", Console(file=io.StringIO(), width=200))
+        best = min(best, (time.perf_counter() - wall, time.process_time() - cpu))
+    return best
+
+
+async def _migrate(path: Path) -> None:
+    """Bring a reused database up to the current schema (adds the report indexes)."""
+    conn = await open_writer(path)
+    await conn.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--db", type=Path, help="default var/bench-<rows>.sqlite3")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    path = args.db or Path(f"var/bench-{args.rows}.sqlite3")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        generate(path, args.rows, seed=args.seed)
+        print(f"generated {args.rows:,} calls in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    else:
+        asyncio.run(_migrate(path))
+    with ReportDb.open(path) as db:
+        count = db.one("SELECT count(*) FROM calls")[0]
+        caller = db.one(
+            "SELECT ani_e164 FROM calls WHERE ani_e164 IS NOT NULL GROUP BY ani_e164 "
+            "ORDER BY count(*) DESC LIMIT 1"
+        )[0]
+    end = DEFAULT_END.timestamp()
+    windows = {"all (1 year)": Filters(), "last 30 days": Filters(end - 30 * 86400, end)}
+    print(f"{count:,} calls in {path} (America/New_York buckets; best of {args.repeat})\n")
+    print("| report | " + " | ".join(f"{w} wall s | CPU s" for w in windows) + " |")
+    print("|---|" + "---:|---:|" * len(windows))
+    for name, build in reports(caller).items():
+        cells = []
+        for filters in windows.values():
+            wall, cpu = _time(path, build, filters, args.repeat)
+            cells.append(f"{wall:.3f} | {cpu:.3f}")
+        print(f"| `{name}` | " + " | ".join(cells) + " |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
