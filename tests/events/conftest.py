@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from callflow.testing.mosquitto import MOSQUITTO, Broker, Subscriber
 
 

@@ -8,10 +8,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from callflow.testing.mosquitto import Broker, Subscriber
 from events_samples import call_events
 
 from callflow.events import EventHub, EventsConfig
+from callflow.testing.mosquitto import Broker, Subscriber
 
 
 def hub_for(broker: Broker, spool: Path, **mqtt: Any) -> EventHub:
