@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from callflow.config import Campaign, Config, TrackingNumber, to_e164
@@ -43,6 +44,9 @@ class _Labels:
             dnis, self.tracking_number, known, self.campaign,
             self.source, self.medium, self.keyword, self.ad,
         )  # fmt: skip
+
+
+_MISSES = 16384  # unknown DNIS forms remembered
 
 
 def _number_labels(number: TrackingNumber, campaign: Campaign) -> _Labels:
@@ -88,6 +92,8 @@ class NumberIndex:
             self._remember(_key(number.original), number.number)
             self._remember(number.number[1:], number.number)
         self._unknown = _unknown_labels(config.campaigns[config.unknown_number.campaign])
+        # Digit forms known not to be tracking numbers (bounded), so they are parsed once.
+        self._misses: OrderedDict[str, None] = OrderedDict()
 
     def _remember(self, key: str, e164: str) -> None:
         """Map a digit form to a tracking number if it normalises to that number."""
@@ -110,11 +116,16 @@ class NumberIndex:
         found = self._by_key.get(key)
         if found is not None:
             return found
+        if key in self._misses:
+            return self._unknown
         for candidate in (key, "+" + key) if not key.startswith("+") else (key,):
             e164 = to_e164(candidate, self._country)
             if e164 is not None and e164 in self._by_e164:
                 self._by_key[key] = self._by_e164[e164]
                 return self._by_e164[e164]
+        self._misses[key] = None
+        if len(self._misses) > _MISSES:
+            self._misses.popitem(last=False)
         return self._unknown
 
     def __len__(self) -> int:
