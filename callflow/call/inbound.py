@@ -253,7 +253,7 @@ class InboundCall:
 
         def on_attempt(attempt: DialAttempt) -> None:
             ctx.store.add_attempt(attempt)
-            if hub is not None:
+            if hub is not None and hub.active:
                 _emit_attempt(hub, attempt, campaign)
 
         dial = DialContext(self.start.uniqueid, campaign, ctx.counters, ctx.clock, on_attempt)
@@ -265,8 +265,9 @@ class InboundCall:
         if hub is None or self.decided_at is None:
             return
         hub.metrics.decision_latency(self.decided_at - self.start.started_at)
-        hub.emit(events.routed(self.start.uniqueid, self.start.campaign or "", self.decided_at,
-                               self.reason()))  # fmt: skip
+        if hub.active:
+            hub.emit(events.routed(self.start.uniqueid, self.start.campaign or "",
+                                   self.decided_at, self.reason()))  # fmt: skip
 
     def reason(self) -> dict[str, object]:
         """Why the call went where it went: every decision's trace, and dial-time refusals."""
@@ -305,7 +306,8 @@ async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
     ctx.store.start_call(start)
     hub = ctx.events
     if hub is not None:
-        hub.emit(events.started(start))
+        if hub.active:
+            hub.emit(events.started(start))
         hub.metrics.call_started(start.campaign or "")
     last = await ctx.store.last_answered(e164) if routing.sticky and e164 else None
     call = InboundCall(session, ctx, routing, start)
@@ -356,6 +358,7 @@ def _after(ctx: CallContext, start: CallStart, end: CallEnd) -> None:
         task.add_done_callback(ctx.background.discard)
     hub = ctx.events
     if hub is not None:
-        hub.emit(events.ended(end, start.campaign or ""))
+        if hub.active:
+            hub.emit(events.ended(end, start.campaign or ""))
         hub.metrics.call_ended(start.campaign or "", end.disposition, end.ring_seconds,
                                end.talk_seconds)  # fmt: skip

@@ -128,8 +128,15 @@ class EventHub:
         elif config.webhooks:
             log.warning("events.reload_needs_restart", reason="webhooks added to a hub without any")
 
+    @property
+    def active(self) -> bool:
+        """Whether events go anywhere (MQTT or webhooks configured); else only metrics count."""
+        return self.mqtt is not None or self.webhooks is not None
+
     def emit(self, event: CallEvent) -> None:
         """Hand an event to MQTT and webhooks (never blocks, never raises)."""
+        if self.mqtt is None and self.webhooks is None:
+            return  # nowhere to send it: metrics only
         try:
             self._emit(event)
         except Exception as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import re
 import uuid
@@ -38,9 +39,13 @@ UNKNOWN_CAMPAIGN: Final = "unknown"
 _TOPIC_UNSAFE = re.compile(r"[/+#\x00]")
 
 
+_ID_PREFIX = uuid.uuid4().hex[:16]  # random per process: ids stay unique across restarts
+_ID_COUNTER = itertools.count(1)
+
+
 def _new_id() -> str:
-    """A fresh event id (32 hex digits)."""
-    return uuid.uuid4().hex
+    """A fresh event id (32 hex digits): a per-process random prefix and a counter."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 @dataclass(frozen=True)
