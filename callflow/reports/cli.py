@@ -239,7 +239,9 @@ def sources_cmd(
     by: Annotated[
         list[str] | None,
         typer.Option(
-            "--by", help="campaign, source, medium, keyword or tracking_number (repeat to nest)."
+            "--by",
+            help="campaign, source, medium, keyword, tracking_number, company or account_id "
+            "(repeat to nest).",
         ),
     ] = None,
     convert_after: ConvertOpt = 60.0,

@@ -11,8 +11,10 @@ from callflow.reports.render import Column, Report, Section
 
 __all__ = ["DIMENSIONS", "SourceRow", "sources", "sources_report"]
 
-#: What the sources report can group by (calls columns).
-DIMENSIONS: Final = ("campaign", "source", "medium", "keyword", "tracking_number")
+#: What the sources report can group by (calls columns); the attribution ones are indexed.
+ATTRIBUTION: Final = ("campaign", "source", "medium", "keyword", "tracking_number")
+#: The caller directory's columns (company, account) may be grouped by too.
+DIMENSIONS: Final = (*ATTRIBUTION, "company", "account_id")
 _MISSED_IN: Final = ", ".join(f"'{d}'" for d in MISSED)
 
 
@@ -70,27 +72,31 @@ def sources(
     if unknown or not by:
         raise ValueError(f"--by must be among {', '.join(DIMENSIONS)}")
     where, params = filters.where()
+    dims = ATTRIBUTION if set(by) <= set(ATTRIBUTION) else DIMENSIONS
     index = db.index("calls_report_source" if db.large(filters) else "calls_report_time")
+    if dims is DIMENSIONS:
+        index = ""  # directory columns are not in the covering indexes
     # Group by the whole attribution tuple (in the index's order: no sort), roll up in Python.
+    n = len(dims)
     sql = (
-        f"SELECT {', '.join(DIMENSIONS)}, count(*), total(disposition = 'answered'), "
+        f"SELECT {', '.join(dims)}, count(*), total(disposition = 'answered'), "
         f"total(disposition IN ({_MISSED_IN})), total(disposition = 'abandoned'), "
         "total(disposition = 'answered' AND talk_seconds >= ?), "
         "total(CASE WHEN disposition = 'answered' THEN talk_seconds END) "
-        f"FROM calls {index} WHERE {where} GROUP BY {', '.join(DIMENSIONS)}"
+        f"FROM calls {index} WHERE {where} GROUP BY {', '.join(dims)}"
     )
-    picks = [DIMENSIONS.index(d) for d in by]
+    picks = [dims.index(d) for d in by]
     groups: dict[tuple[str | None, ...], SourceRow] = {}
     total = SourceRow(("total",))
     for r in db.all(sql, [convert_after, *params]):
         part = SourceRow(
             tuple(r[i] for i in picks),
-            int(r[5]),
-            int(r[6]),
-            int(r[7]),
-            int(r[8]),
-            int(r[9]),
-            float(r[10]),
+            int(r[n]),
+            int(r[n + 1]),
+            int(r[n + 2]),
+            int(r[n + 3]),
+            int(r[n + 4]),
+            float(r[n + 5]),
         )
         groups.setdefault(part.key, SourceRow(part.key)).add(part)
         total.add(part)

@@ -283,3 +283,17 @@ def test_report_db_is_read_only_and_checks_the_file(db: ReportDb, tmp_path: Path
         db.conn.execute("DELETE FROM calls")
     with pytest.raises(FileNotFoundError):
         ReportDb.open(tmp_path / "missing.sqlite3")
+
+
+def test_sources_by_directory_company(tmp_path: Path) -> None:
+    path = tmp_path / "cdr.sqlite3"
+    conn = create_db(path)
+    fill(conn)
+    conn.execute(
+        "UPDATE calls SET company = 'Acme' WHERE rowid IN (SELECT rowid FROM calls LIMIT 3)"
+    )
+    conn.commit()
+    conn.close()
+    with ReportDb.open(path) as db:
+        rows, total = sources(db, ALL, ("company",))
+    assert [(r.key, r.calls) for r in rows] == [((None,), total.calls - 3), (("Acme",), 3)]
