@@ -11,7 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from aiohttp import web
+from aiohttp import ClientSession, web
+from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from callflow.cli import app
@@ -87,6 +88,7 @@ async def test_call_events_and_a_signed_webhook(
         received.append((dict(request.headers), await request.read()))
         return web.Response(text="ok")
 
+    metrics_port = free_port()
     site_app = web.Application()
     site_app.router.add_post("/hook", hook)
     runner = web.AppRunner(site_app)
@@ -102,7 +104,8 @@ async def test_call_events_and_a_signed_webhook(
             + f"""
 campaigns: {{promo: {{route: [a1], source: google}}}}
 events:
-  mqtt: {{host: 127.0.0.1, port: {broker.port}, topic_prefix: callflow}}
+  mqtt: {{host: 127.0.0.1, port: {broker.port}, topic_prefix: callflow, backoff_initial: 0.1}}
+  metrics: {{listen: "127.0.0.1:{metrics_port}"}}
   webhooks:
     - name: crm
       url: http://127.0.0.1:{port}/hook
@@ -113,8 +116,13 @@ events:
       hmac_secret: s3cret
 """
         )
-        await agents("agent1", answer_after=0.5)
-        await place_call(ani="2125550100", dnis="8005550001", hold=2)
+        agent = await agents("agent1", answer_after=0.5)
+        live = asyncio.create_task(place_call(ani="2125550100", dnis="8005550001", hold=3))
+        await agent.wait_for_invites(1)
+        broker.stop()  # the broker goes away in the middle of the live call …
+        await asyncio.sleep(1.0)
+        broker.start()  # … and comes back: events were spooled, nothing is lost
+        await live
         call = await cdr(status="completed")
         uid = call["uniqueid"]
         await subscriber.wait_for(
@@ -144,6 +152,16 @@ events:
     expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
     assert headers["X-Callflow-Signature"] == f"sha256={expected}"
     assert attempts == 2  # one 500, one retry
+
+    async with ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as response:
+            scraped = await response.text()
+    families = {f.name: f for f in text_string_to_metric_families(scraped)}
+    ended = [
+        s for s in families["callflow_calls"].samples
+        if s.labels.get("campaign") == "promo" and s.labels.get("disposition") == "answered"
+    ]  # fmt: skip
+    assert ended and ended[0].value == 1
 
     log = await asyncio.to_thread(
         CliRunner().invoke, app, ["webhooks", "log", "--db", str(db_path),
