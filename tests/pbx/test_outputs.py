@@ -153,9 +153,11 @@ events:
     assert headers["X-Callflow-Signature"] == f"sha256={expected}"
     assert attempts == 2  # one 500, one retry
 
-    async with ClientSession() as http:
-        async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as response:
-            scraped = await response.text()
+    async with (
+        ClientSession() as http,
+        http.get(f"http://127.0.0.1:{metrics_port}/metrics") as response,
+    ):
+        scraped = await response.text()
     families = {f.name: f for f in text_string_to_metric_families(scraped)}
     ended = [
         s for s in families["callflow_calls"].samples
