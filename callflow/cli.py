@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from callflow import __version__
+from callflow.billing.cli import billing_app
 from callflow.config import ConfigError, load_config
 from callflow.reports.cli import report_app
 
@@ -33,6 +34,7 @@ app.add_typer(directory_app, name="directory")
 app.add_typer(rules_app, name="rules")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(report_app, name="report")
+app.add_typer(billing_app, name="billing")
 
 # Wide tables when writing to a file or pipe (rich would otherwise assume 80 columns).
 out = Console(width=None if sys.stdout.isatty() else 200)
@@ -327,15 +329,22 @@ def cdr_show(
     db: DbOpt = DEFAULT_DB,
     fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
 ) -> None:
-    """Show one call: attribution, caller, each dial attempt, and why it was routed so."""
+    """Show one call: attribution, caller, attempts, why it was routed so, and what it billed."""
+    import aiosqlite
+
+    from callflow.billing import call_money
     from callflow.store import CdrReader
 
     async def run() -> dict[str, object] | None:
         reader = await CdrReader.open(db)
         try:
-            return await reader.get_call(callid)
+            call = await reader.get_call(callid)
         finally:
             await reader.close()
+        if call is not None:
+            async with aiosqlite.connect(f"file:{db}?mode=ro", uri=True) as conn:
+                call["money"] = await call_money(conn, str(call["uniqueid"]))
+        return call
 
     call = asyncio.run(run())
     if call is None:
@@ -357,7 +366,7 @@ def render_call(call: dict[str, object]) -> None:
     """Print one call as rich tables."""
     table = Table(show_header=False, title=f"call {call['uniqueid']}")
     for key, value in call.items():
-        if key in ("attempts", "route_reason"):
+        if key in ("attempts", "route_reason", "money"):
             continue
         shown = _iso(value) if key.endswith("_at") else ("" if value is None else str(value))
         table.add_row(key, shown)
@@ -375,6 +384,13 @@ def render_call(call: dict[str, object]) -> None:
     if reason:
         out.print("[bold]why[/bold]")
         out.print(render_reason(str(reason)), highlight=False, markup=False)
+    money = call.get("money")
+    if isinstance(money, dict) and money:
+        out.print("[bold]billing[/bold]")
+        lines = [f"revenue {money['revenue']} (buyer {money['buyer']}), payout {money['payout']} "
+                 f"(publisher {money['publisher']}), margin {money['margin']}"]  # fmt: skip
+        lines += [f"  {reason}" for reason in money["reasons"]]
+        out.print("\n".join(lines), highlight=False, markup=False)
 
 
 def render_reason(text: str) -> str:

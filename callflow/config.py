@@ -12,6 +12,7 @@ import functools
 import re
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime, time
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -34,8 +35,11 @@ from callflow.events.config import EventsConfig
 
 __all__ = [
     "ACTION_KEYS",
+    "BILLING_CAP_PERIODS",
     "CAP_METRICS",
     "CAP_PERIODS",
+    "CURRENCY_DIGITS",
+    "DEFAULT_CONVERT_AFTER",
     "DEFAULT_COUNTRY",
     "DEFAULT_RING_TIMEOUT",
     "FAILOVER_CAUSES",
@@ -43,6 +47,9 @@ __all__ = [
     "STRATEGIES",
     "WEEKDAYS",
     "ActionSpec",
+    "Buyer",
+    "BuyerCapLimit",
+    "BuyerCaps",
     "Campaign",
     "CapLimit",
     "Caps",
@@ -50,10 +57,17 @@ __all__ = [
     "Conditions",
     "Config",
     "ConfigError",
+    "Duplicate",
     "Group",
     "IvrMenu",
     "ListEntry",
     "Member",
+    "Payout",
+    "Publisher",
+    "PublisherCapLimit",
+    "PublisherCaps",
+    "Revenue",
+    "RevenueTier",
     "Rule",
     "Settings",
     "Sticky",
@@ -62,11 +76,13 @@ __all__ = [
     "Trunk",
     "UnknownNumber",
     "load_config",
+    "parse_amount",
     "parse_closed_date",
     "parse_config",
     "parse_days",
     "parse_expiry",
     "parse_time_range",
+    "parse_window",
     "to_e164",
     "zone",
 ]
@@ -90,6 +106,41 @@ REJECT_CAUSES = {"busy": 17, "congestion": 34, "unavailable": 20, "rejected": 21
 #: The action keys of a rule (exactly one per rule).
 ACTION_KEYS = ("route", "ivr", "collect_zip", "play", "voicemail", "reject", "hangup")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: Seconds an answered call must last to convert (pay per call) unless the campaign, buyer or
+#: publisher says otherwise.
+DEFAULT_CONVERT_AFTER = 90
+#: Periods of buyer and publisher caps (in the account's time zone).
+BILLING_CAP_PERIODS = ("hourly", "daily", "monthly")
+
+
+def _codes(text: str) -> list[str]:
+    """Split a space-separated list of codes."""
+    return text.split()
+
+
+#: ISO 4217 currencies (active, not funds/metals/testing codes) and their minor-unit digits.
+CURRENCY_DIGITS: Mapping[str, int] = {
+    **dict.fromkeys(
+        _codes(
+            "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BOV BRL BSD BTN "
+            "BWP BYN BZD CAD CDF CHE CHF CHW CNY COP COU CRC CUP CVE CZK DKK DOP DZD EGP ERN ETB "
+            "EUR FJD FKP GBP GEL GHS GIP GMD GTQ GYD HKD HNL HTG HUF IDR ILS INR IRR JMD KES KGS "
+            "KHR KPW KYD KZT LAK LBP LKR LRD LSL MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN "
+            "MXV MYR MZN NAD NGN NIO NOK NPR NZD PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD "
+            "SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD TZS "
+            "UAH USD USN UYU UZS VED VES WST XCD YER ZAR ZMW ZWG "
+        ),
+        2,
+    ),
+    **dict.fromkeys(
+        _codes("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF"), 0
+    ),
+    **dict.fromkeys(_codes("BHD IQD JOD KWD LYD OMR TND"), 3),
+    **dict.fromkeys(_codes("CLF UYW"), 4),
+}
+_MAX_AMOUNT = Decimal(1_000_000_000)
+_WINDOW_RE = re.compile(r"([0-9]{1,6})\s*([smhdw])\Z")
+_WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 _E164_RE = re.compile(r"\+[1-9][0-9]{6,14}\Z")
@@ -215,6 +266,76 @@ def parse_expiry(text: str, timezone: str = DEFAULT_TIMEZONE) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone(timezone))
     return moment.timestamp()
+
+
+# --- money and windows ------------------------------------------------------------------------
+
+
+def parse_amount(value: object) -> Decimal:
+    """Read an amount of money written in the file: ``"25.00"``, ``25`` or ``25.5``, exactly.
+
+    A YAML decimal such as ``25.50`` arrives as a float; its shortest representation is the
+    text that was written for every amount this accepts (at most 10 digits before the point and 4
+    after), so it is read back from that text, never computed with. Negative amounts, NaN and
+    amounts over 1,000,000,000 are refused.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not an amount of money")
+    if isinstance(value, Decimal):
+        amount = value
+    elif isinstance(value, int):
+        amount = Decimal(value)
+    elif isinstance(value, float):
+        amount = Decimal(repr(value))
+    elif isinstance(value, str) and re.fullmatch(r"[0-9]{1,10}(?:\.[0-9]{1,4})?", value.strip()):
+        amount = Decimal(value.strip())
+    else:
+        raise ValueError(f'{value!r} is not an amount of money (e.g. "25.00")')
+    exponent = amount.as_tuple().exponent
+    if not amount.is_finite() or not isinstance(exponent, int):
+        raise ValueError(f'{value!r} is not an amount of money (e.g. "25.00")')
+    if amount < 0:
+        raise ValueError(f"{value!r} is negative: amounts are what is billed or paid")
+    if amount > _MAX_AMOUNT:
+        raise ValueError(f"{value!r} is more than 1,000,000,000")
+    if exponent < -4:
+        raise ValueError(f"{value!r} has more than 4 decimals")
+    return amount
+
+
+def parse_window(value: object) -> int | None:
+    """Read a duplicate window: ``90m``, ``48h``, ``7d``, ``2w`` (seconds) or ``forever`` (None)."""
+    if value == "forever":
+        return None
+    if isinstance(value, str):
+        match = _WINDOW_RE.match(value.strip().lower())
+        if match is not None and int(match.group(1)) > 0:
+            seconds = int(match.group(1)) * _WINDOW_UNITS[match.group(2)]
+            if seconds <= 3650 * 86400:
+                return seconds
+    raise ValueError(
+        f"{value!r} is not a window: a number and a unit (90m, 48h, 7d, 2w; up to 10 years) "
+        "or 'forever'"
+    )
+
+
+def _check_currency(value: str) -> str:
+    """Accept an ISO 4217 currency code, in upper case."""
+    code = value.upper() if isinstance(value, str) else value
+    if code not in CURRENCY_DIGITS:
+        raise ValueError(f"{value!r} is not an ISO 4217 currency code (e.g. USD, EUR)")
+    return code
+
+
+def _check_percent(value: object) -> Decimal:
+    """Accept a percentage 0-100 with up to 2 decimals (``40``, ``37.5``, ``"12.25"``)."""
+    amount = parse_amount(value)
+    if amount > 100:
+        raise ValueError(f"{value!r} is more than 100 (percent)")
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -2:
+        raise ValueError(f"{value!r} has more than 2 decimals")
+    return amount
 
 
 # --- field types ------------------------------------------------------------------------------
@@ -355,6 +476,11 @@ Zip = Annotated[
 State = Annotated[str, AfterValidator(_check_state)]
 ListNumber = Annotated[str, BeforeValidator(_int_to_str), AfterValidator(_check_list_number)]
 StrictBool = Annotated[bool, Strict()]
+Amount = Annotated[Decimal, BeforeValidator(parse_amount)]
+Percent = Annotated[Decimal, BeforeValidator(_check_percent)]
+Currency = Annotated[str, AfterValidator(_check_currency)]
+Window = Annotated[str, BeforeValidator(_int_to_str), _checked(parse_window)]
+ConvertAfter = Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=86400)]
 Hours = Mapping[DaySpec, tuple[TimeRange, ...]]
 Strategy = Literal[
     "priority", "round_robin", "weighted", "least_calls", "least_recent", "simultaneous",
@@ -692,6 +818,7 @@ class Campaign(_Model):
     ad: Text | None = None
     route: tuple[Name, ...] = Field(default=(), min_length=1)
     record: bool = False  # record this campaign's calls (see `recordings`)
+    convert_after: ConvertAfter | None = None  # pay per call: seconds to convert (buyers' default)
 
 
 class TrackingNumber(_Model):
@@ -710,6 +837,234 @@ class UnknownNumber(_Model):
     """Where a call to a number not listed in ``numbers`` goes."""
 
     campaign: Name
+
+
+# --- pay per call: buyers and publishers ------------------------------------------------------
+
+
+def _decimals(amount: Decimal) -> int:
+    """Return how many digits an amount has after the point (``25.50`` has 2)."""
+    exponent = amount.as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def _amount_problems(
+    amounts: Iterator[tuple[Loc, Decimal]], currency: str
+) -> Iterator[tuple[Loc, str]]:
+    """Yield a problem for each amount with more decimals than its currency has."""
+    digits = CURRENCY_DIGITS.get(currency, 2)
+    for loc, amount in amounts:
+        if _decimals(amount.normalize()) > digits:
+            yield loc, f"{amount} has more decimals than {currency} has ({digits})"
+
+
+class RevenueTier(_Model):
+    """Revenue of a converted call that lasted at least ``min_seconds``."""
+
+    min_seconds: ConvertAfter
+    amount: Amount
+
+
+class Revenue(_Model):
+    """What a buyer pays per converted call: ``per_call``, or ``tiers`` by duration."""
+
+    per_call: Amount | None = None
+    tiers: tuple[RevenueTier, ...] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Revenue:
+        """Require exactly one of per_call and tiers; tiers in increasing order of seconds."""
+        if (self.per_call is None) == (self.tiers is None):
+            raise ValueError("give either 'per_call' or 'tiers'")
+        problems: list[tuple[Loc, str]] = []
+        if self.tiers is not None and not self.tiers:
+            problems.append((("tiers",), "needs at least one tier"))
+        for i, tier in enumerate(self.tiers or ()):
+            if i and tier.min_seconds <= self.tiers[i - 1].min_seconds:  # type: ignore[index]
+                problems.append(
+                    (("tiers", i, "min_seconds"), "tiers must be in increasing min_seconds")
+                )
+        _raise_problems(problems)
+        return self
+
+    def amounts(self) -> Iterator[tuple[Loc, Decimal]]:
+        """Yield (location, amount) of every amount."""
+        if self.per_call is not None:
+            yield ("per_call",), self.per_call
+        for i, tier in enumerate(self.tiers or ()):
+            yield ("tiers", i, "amount"), tier.amount
+
+
+def _one_metric(data: Any, metrics: tuple[str, ...]) -> Any:
+    """Require a cap to count exactly one of ``metrics``."""
+    if isinstance(data, dict):
+        given = [m for m in metrics if m in data]
+        if len(given) > 1:
+            _raise_problems([((given[1],), f"give one of {', '.join(metrics)}, not both")])
+        if not given and not set(data) - set(metrics):
+            raise ValueError(f"needs one of {', '.join(metrics)}")
+    return data
+
+
+class BuyerCapLimit(_Model):
+    """A buyer cap per period: at most N conversions, or at most this much revenue."""
+
+    conversions: Count | None = None
+    revenue: Amount | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one(cls, data: Any) -> Any:
+        """Require exactly one of conversions and revenue."""
+        return _one_metric(data, ("conversions", "revenue"))
+
+
+class PublisherCapLimit(_Model):
+    """A publisher cap per period: at most N paid conversions, or at most this much payout."""
+
+    conversions: Count | None = None
+    payout: Amount | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one(cls, data: Any) -> Any:
+        """Require exactly one of conversions and payout."""
+        return _one_metric(data, ("conversions", "payout"))
+
+
+def _billing_periods(data: Any) -> Any:
+    """Name an unknown billing cap period plainly."""
+    if isinstance(data, dict):
+        _raise_problems(
+            [
+                ((key,), f"unknown cap period {key!r} (use {', '.join(BILLING_CAP_PERIODS)})")
+                for key in data
+                if key not in BILLING_CAP_PERIODS
+            ]
+        )
+    return data
+
+
+class BuyerCaps(_Model):
+    """Buyer caps per hour, day and month in the buyer's time zone."""
+
+    hourly: BuyerCapLimit | None = None
+    daily: BuyerCapLimit | None = None
+    monthly: BuyerCapLimit | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _periods(cls, data: Any) -> Any:
+        """Name an unknown cap period plainly."""
+        return _billing_periods(data)
+
+    def limits(self) -> Iterator[tuple[str, BuyerCapLimit]]:
+        """Yield (period, limit) of each cap that is set."""
+        for period in BILLING_CAP_PERIODS:
+            limit = getattr(self, period)
+            if limit is not None:
+                yield period, limit
+
+
+class PublisherCaps(_Model):
+    """Publisher caps per hour, day and month in the publisher's time zone."""
+
+    hourly: PublisherCapLimit | None = None
+    daily: PublisherCapLimit | None = None
+    monthly: PublisherCapLimit | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _periods(cls, data: Any) -> Any:
+        """Name an unknown cap period plainly."""
+        return _billing_periods(data)
+
+    def limits(self) -> Iterator[tuple[str, PublisherCapLimit]]:
+        """Yield (period, limit) of each cap that is set."""
+        for period in BILLING_CAP_PERIODS:
+            limit = getattr(self, period)
+            if limit is not None:
+                yield period, limit
+
+
+class Duplicate(_Model):
+    """A caller who converted for this buyer (or campaign) within ``window`` is a duplicate."""
+
+    window: Window
+    per: Literal["buyer", "campaign"] = "buyer"  # converted for this buyer, or this campaign
+    bill: StrictBool = False  # bill the buyer for a duplicate anyway
+    pay: StrictBool = False  # pay the publisher for a duplicate anyway
+    route_elsewhere: StrictBool = True  # skip this buyer's targets for a duplicate caller
+
+    @property
+    def seconds(self) -> int | None:
+        """The window in seconds, None for ever."""
+        return parse_window(self.window)
+
+
+class Buyer(_Model):
+    """Who pays for calls to its targets."""
+
+    name: Name
+    targets: NameList = Field(min_length=1)
+    currency: Currency = "USD"
+    revenue: Revenue
+    convert_after: ConvertAfter | None = None
+    count_from: Literal["answer", "accept"] = "answer"
+    caps: BuyerCaps | None = None
+    timezone: TimeZoneName = DEFAULT_TIMEZONE
+    duplicate: Duplicate | None = None
+
+    @model_validator(mode="after")
+    def _amounts(self) -> Buyer:
+        """Require amounts with no more decimals than the currency has."""
+        amounts = [(("revenue", *loc), a) for loc, a in self.revenue.amounts()]
+        for period, limit in self.caps.limits() if self.caps else ():
+            if limit.revenue is not None:
+                amounts.append((("caps", period, "revenue"), limit.revenue))
+        _raise_problems(list(_amount_problems(iter(amounts), self.currency)))
+        return self
+
+
+class Payout(_Model):
+    """What a publisher is paid per converted call: ``per_call``, or ``percent`` of revenue."""
+
+    per_call: Amount | None = None
+    percent: Percent | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Payout:
+        """Require exactly one of per_call and percent."""
+        if (self.per_call is None) == (self.percent is None):
+            raise ValueError("give either 'per_call' or 'percent'")
+        return self
+
+
+class Publisher(_Model):
+    """Who is paid for the calls it brings: to its tracking numbers, or of its campaigns."""
+
+    name: Name
+    numbers: E164List = ()
+    campaigns: NameList = ()
+    currency: Currency = "USD"
+    payout: Payout
+    convert_after: ConvertAfter | None = None
+    caps: PublisherCaps | None = None
+    timezone: TimeZoneName = DEFAULT_TIMEZONE
+
+    @model_validator(mode="after")
+    def _owns(self) -> Publisher:
+        """Require numbers or campaigns, and amounts that fit the currency."""
+        if not self.numbers and not self.campaigns:
+            raise ValueError("needs 'numbers' (tracking numbers) or 'campaigns'")
+        amounts: list[tuple[Loc, Decimal]] = []
+        if self.payout.per_call is not None:
+            amounts.append((("payout", "per_call"), self.payout.per_call))
+        for period, limit in self.caps.limits() if self.caps else ():
+            if limit.payout is not None:
+                amounts.append((("caps", period, "payout"), limit.payout))
+        _raise_problems(list(_amount_problems(iter(amounts), self.currency)))
+        return self
 
 
 #: Prefix of the implicit group of a campaign's ``route`` list.
@@ -762,6 +1117,8 @@ class Config(_Model):
     unknown_number: UnknownNumber
     recordings: Recordings = Recordings()
     events: EventsConfig = EventsConfig()
+    buyers: Mapping[Name, Buyer] = {}
+    publishers: Mapping[Name, Publisher] = {}
 
     @model_validator(mode="before")
     @classmethod
@@ -776,9 +1133,15 @@ class Config(_Model):
         tz = _raw_timezone(settings)
         if data.get("settings") is None:
             data.pop("settings", None)
-        for section in ("trunks", "targets", "campaigns", "groups", "menus"):
+        for section in ("trunks", "targets", "campaigns", "groups", "menus", "buyers",
+                        "publishers"):  # fmt: skip
             if section in data:
                 data[section] = _named(data[section])
+        for section in ("buyers", "publishers"):
+            if isinstance(data.get(section), dict):
+                data[section] = {
+                    k: _prepare_account(v, tz, country) for k, v in data[section].items()
+                }
         if isinstance(data.get("targets"), dict):
             defaults = {"ring_timeout": timeout, "timezone": tz}
             data["targets"] = {
@@ -856,13 +1219,53 @@ class Config(_Model):
         for loc, action in self._actions():
             yield from self._action_problems(action, loc)
         yield from self._rule_problems()
+        yield from self._billing_problems()
 
     def _name_problems(self) -> Iterator[tuple[Loc, str]]:
         """Yield a problem for each entry whose ``name`` was written and differs from its key."""
-        for section in ("trunks", "targets", "campaigns", "groups", "menus"):
+        for section in ("trunks", "targets", "campaigns", "groups", "menus", "buyers",
+                        "publishers"):  # fmt: skip
             for key, item in getattr(self, section).items():
                 if item.name != key:
                     yield (section, key, "name"), "remove 'name': the name is the key"
+
+    def _billing_problems(self) -> Iterator[tuple[Loc, str]]:
+        """Yield problems of buyers and publishers: unknown or twice-owned targets and numbers."""
+        owner: dict[str, str] = {}
+        for key, buyer in self.buyers.items():
+            for i, name in enumerate(buyer.targets):
+                loc = ("buyers", key, "targets", i)
+                if name not in self.targets:
+                    yield loc, f"unknown target {name!r}"
+                elif name in owner:
+                    yield loc, f"target {name!r} already belongs to buyer {owner[name]!r}"
+                owner.setdefault(name, key)
+        listed = {n.number for n in self.numbers}
+        number_owner: dict[str, str] = {}
+        campaign_owner: dict[str, str] = {}
+        for key, publisher in self.publishers.items():
+            for i, number in enumerate(publisher.numbers):
+                loc = ("publishers", key, "numbers", i)
+                if number not in listed:
+                    yield loc, f"{number} is not in 'numbers'"
+                elif number in number_owner:
+                    yield loc, f"{number} already belongs to publisher {number_owner[number]!r}"
+                number_owner.setdefault(number, key)
+            for i, name in enumerate(publisher.campaigns):
+                loc = ("publishers", key, "campaigns", i)
+                if name not in self.campaigns:
+                    yield loc, f"unknown campaign {name!r}"
+                elif name in campaign_owner:
+                    yield loc, f"campaign {name!r} already belongs to {campaign_owner[name]!r}"
+                campaign_owner.setdefault(name, key)
+            if publisher.payout.percent is not None:
+                for name, buyer in self.buyers.items():
+                    if buyer.currency != publisher.currency:
+                        yield (
+                            ("publishers", key, "payout", "percent"),
+                            f"a percentage of revenue needs one currency: buyer {name!r} pays "
+                            f"in {buyer.currency}, this publisher is paid in {publisher.currency}",
+                        )
 
     def _group_problems(self) -> Iterator[tuple[Loc, str]]:
         """Yield a problem for each empty group, unknown member or member listed twice."""
@@ -1063,6 +1466,17 @@ def _prepare_target(value: object, defaults: dict[str, object], country: str) ->
     value = {**defaults, **value}
     if "number" in value:
         value["number"] = _normalise_written(value["number"], country)
+    return value
+
+
+def _prepare_account(value: object, tz: str, country: str) -> object:
+    """Default a buyer's or publisher's zone, and normalise a publisher's tracking numbers."""
+    if not isinstance(value, dict):
+        return value
+    value = {"timezone": tz, **value}
+    numbers = _listify(value.get("numbers"))
+    if isinstance(numbers, list):
+        value["numbers"] = [_normalise_written(v, country) for v in numbers]
     return value
 
 

@@ -17,7 +17,8 @@ import structlog
 from callflow import contract, directory
 from callflow.agi import AgiServer, AgiSession
 from callflow.ami import Ami, AmiError, AmiUrl
-from callflow.call.inbound import CallContext, Routing, handle_inbound
+from callflow.billing import load_state, open_ledger
+from callflow.call.inbound import Billing, CallContext, Routing, handle_inbound
 from callflow.call.reconcile import Reconciler
 from callflow.call.recording import sweep
 from callflow.config import ConfigError, load_config
@@ -63,6 +64,7 @@ class Daemon:
         self._ami: Ami | None = None
         self._reconciler: Reconciler | None = None
         self._events: EventHub | None = None
+        self._billing: Billing | None = None
         self._directory: dict[str, Contact] = {}
         self._ctx: CallContext | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -112,6 +114,8 @@ class Daemon:
         await store.warm_repeat_cache(time.time() - config.settings.repeat_window_days * 86400)
         self._counters = await self._load_counters()
         self._directory = directory.load(o.database)
+        ledger = await open_ledger(o.database)
+        self._billing = Billing(await load_state(ledger, config), ledger)
         self._events = EventHub(config.events, node=o.node,
                                 spool_dir=o.spool_dir or o.database.parent / "spool")  # fmt: skip
         self._events.metrics.set_cdr_queue_depth(lambda: float(store.pending))
@@ -119,6 +123,7 @@ class Daemon:
         self._ctx = ctx = CallContext(
             routing=lambda: self.routing, store=store, counters=self._counters, node=o.node,
             reconciler=self._reconciler, directory=lambda: self._directory, events=self._events,
+            billing=self._billing,
         )  # fmt: skip
 
         async def inbound(session: AgiSession) -> None:
@@ -185,6 +190,8 @@ class Daemon:
             return False
         self._routing = routing
         self.counters.reconfigure(config)
+        if self._billing is not None:
+            self._billing.state.reconfigure(config)
         self._directory = directory.load(self.options.database)
         if self._events is not None:
             self._events.metrics.rules_reload(True)
@@ -249,6 +256,9 @@ class Daemon:
         if self._events is not None:
             await self._events.stop(timeout=5.0)
             self._events = None
+        if self._billing is not None:
+            await self._billing.ledger.close()
+            self._billing = None
         if self._store is not None:
             self._save_cursors()
             await self._store.close()

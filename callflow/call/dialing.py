@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from callflow import contract
 from callflow.agi import AgiSession
+from callflow.billing import BillingState
 from callflow.config import Target
 from callflow.rules import Counters, Route, Step
 from callflow.store.records import DialAttempt
@@ -44,6 +45,22 @@ class DialContext:
     counters: Counters
     clock: Callable[[], float]
     on_attempt: Callable[[DialAttempt], None]
+    billing: BillingState | None = None  # buyers' money caps and duplicates
+    ani_e164: str | None = None
+
+    def acquire(self, target: Target, group: str, now: float) -> str | None:
+        """Take a target for this call, or say why not (no await: exact under concurrency)."""
+        billing = self.billing
+        if billing is not None:
+            why = billing.refusal(target.name, now, ani_e164=self.ani_e164,
+                                  campaign=self.campaign)  # fmt: skip
+            if why is not None:
+                return why
+        why = self.counters.try_acquire(target, group, now)
+        if why is None and billing is not None:
+            billing.reserve(target.name, self.uniqueid, now, ani_e164=self.ani_e164,
+                            campaign=self.campaign)  # fmt: skip
+        return why
 
 
 def _float(text: str) -> float | None:
@@ -117,7 +134,7 @@ async def dial_route(session: AgiSession, ctx: DialContext, route: Route, log: D
         now = ctx.clock()
         acquired: list[Target] = []
         for target in step:
-            refusal = ctx.counters.try_acquire(target, route.group, now)
+            refusal = ctx.acquire(target, route.group, now)
             if refusal is None:
                 acquired.append(target)
             else:
@@ -139,6 +156,8 @@ async def dial_route(session: AgiSession, ctx: DialContext, route: Route, log: D
                     target, route.group, answered=answered,
                     talk_seconds=mine.talk_seconds if mine else 0.0, now=done,
                 )  # fmt: skip
+                if not answered and ctx.billing is not None:
+                    ctx.billing.release(ctx.uniqueid, target.name)
         for attempt in attempts:
             log.attempts.append(attempt)
             ctx.on_attempt(attempt)

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import aiosqlite
 import structlog
 
 from callflow import contract
 from callflow.agi import AgiError, AgiSession
+from callflow.billing import BillableCall, BillingState, post
 from callflow.call.dialing import DialContext, DialLog, dial_route
 from callflow.call.ivr import answer_once, collect_zip, run_menu, with_zip
 from callflow.call.outcome import call_end
@@ -90,7 +92,16 @@ class CallContext:
     reconciler: Reconciler | None = None  # finishes calls whose AGI session is lost
     directory: Callable[[], Mapping[str, Contact]] = dict  # known callers by E.164
     events: EventHub | None = None
+    billing: Billing | None = None
     background: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+@dataclass
+class Billing:
+    """Pay per call: the live caps/duplicates state and the ledger it posts to."""
+
+    state: BillingState
+    ledger: aiosqlite.Connection
 
 
 def dnis_of(session: AgiSession) -> str:
@@ -256,7 +267,10 @@ class InboundCall:
             if hub is not None and hub.active:
                 _emit_attempt(hub, attempt, campaign)
 
-        dial = DialContext(self.start.uniqueid, campaign, ctx.counters, ctx.clock, on_attempt)
+        dial = DialContext(
+            self.start.uniqueid, campaign, ctx.counters, ctx.clock, on_attempt,
+            billing=ctx.billing.state if ctx.billing else None, ani_e164=self.start.ani_e164,
+        )  # fmt: skip
         await dial_route(self.session, dial, route, self.dials)
 
     def _routed(self) -> None:
@@ -327,6 +341,8 @@ async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
         recording_path=call.recording,
     )  # fmt: skip
     end = replace(end, zip=call.zip)
+    if lost and ctx.billing is not None:
+        ctx.billing.state.release(start.uniqueid)
     if lost and ctx.reconciler is not None:
         ctx.reconciler.adopt(start.uniqueid)  # Asterisk's CDR will tell how it ended
         log.warning("call.adopted_by_reconciler")
@@ -336,6 +352,8 @@ async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
     if lost and end.disposition != ANSWERED:
         end = replace(end, disposition=UNKNOWN, hangup_by=None)
     await ctx.store.finish_call(end)
+    if ctx.billing is not None:
+        await _bill(ctx.billing, start, end)
     _after(ctx, start, end)
     log.info(
         "call.end", dnis=attribution.dnis, campaign=start.campaign,
@@ -344,6 +362,26 @@ async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
         attempts=len(call.dials.attempts), ring=end.ring_seconds, talk=end.talk_seconds,
         hangup_by=end.hangup_by,
     )  # fmt: skip
+
+
+async def _bill(billing: Billing, start: CallStart, end: CallEnd) -> None:
+    """Assess the finished call for buyers and publishers and post it to the ledger."""
+    answered = end.disposition == ANSWERED
+    assessment = billing.state.bill(
+        BillableCall(
+            uniqueid=start.uniqueid, campaign=start.campaign,
+            tracking_number=start.tracking_number, ani_e164=start.ani_e164,
+            final_target=end.final_target if answered else None,
+            talk_seconds=end.talk_seconds, answered=answered, started_at=start.started_at,
+            ended_at=end.ended_at,
+        )
+    )  # fmt: skip
+    if assessment.buyer is None and assessment.publisher is None:
+        return
+    try:
+        await post(billing.ledger, assessment)
+    except Exception:  # the CDR is safe; a ledger failure must not kill the call's task
+        log.exception("billing.post_failed")
 
 
 def _after(ctx: CallContext, start: CallStart, end: CallEnd) -> None:

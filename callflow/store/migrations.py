@@ -159,8 +159,55 @@ _V4 = Migration(
     ),
 )
 
+# Pay per call (callflow.billing): an append-only ledger. Triggers refuse UPDATE and DELETE;
+# corrections are new entries (adjustment / reversal) pointing at the entry they correct. One
+# revenue and one payout entry per call at most (post is idempotent).
+_V5 = Migration(
+    5,
+    "billing ledger (append-only)",
+    (
+        """
+        CREATE TABLE ledger (
+            id           INTEGER PRIMARY KEY,
+            at           REAL NOT NULL,
+            uniqueid     TEXT NOT NULL,
+            account_kind TEXT NOT NULL CHECK (account_kind IN ('buyer', 'publisher')),
+            account      TEXT NOT NULL,
+            amount_minor INTEGER NOT NULL,
+            currency     TEXT NOT NULL,
+            kind         TEXT NOT NULL
+                         CHECK (kind IN ('revenue', 'payout', 'adjustment', 'reversal')),
+            rule         TEXT NOT NULL,
+            reason       TEXT NOT NULL,
+            reverses_id  INTEGER REFERENCES ledger (id),
+            converted    INTEGER NOT NULL DEFAULT 0,
+            duplicate_of TEXT,
+            ani_e164     TEXT,
+            campaign     TEXT,
+            talk_seconds REAL,
+            CHECK (kind NOT IN ('revenue', 'payout')
+                   OR (kind = 'revenue') = (account_kind = 'buyer'))
+        )
+        """,
+        "CREATE UNIQUE INDEX ledger_once ON ledger (uniqueid, kind) "
+        "WHERE kind IN ('revenue', 'payout')",
+        "CREATE INDEX ledger_account_at ON ledger (account_kind, account, at)",
+        "CREATE INDEX ledger_uniqueid ON ledger (uniqueid)",
+        "CREATE INDEX ledger_converted_ani ON ledger (account, ani_e164, at) "
+        "WHERE kind = 'revenue' AND converted = 1 AND duplicate_of IS NULL",
+        """
+        CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
+        BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: add an adjustment'); END
+        """,
+        """
+        CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
+        BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: add a reversal'); END
+        """,
+    ),
+)
+
 #: Every step, in order; ``MIGRATIONS[i].version == i + 1``.
-MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5)
 #: The schema version this code reads and writes.
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

@@ -147,13 +147,15 @@ class Carrier:
         headers: dict[str, str] | None = None,
         cancel_after: float | None = None,
         audio: bool = False,
-        timeout: float = 90.0,
+        timeout: float | None = None,
     ) -> CallResult:
         """Call DNIS from ANI; after answer send DIGITS, then hang up after HOLD seconds.
 
         With cancel_after, the caller hangs up that many seconds after the call starts ringing.
         With audio (and no digits), the caller talks (a tone) for the whole hold time.
         """
+        if timeout is None:  # SIPp's own limit: well past the call's planned length
+            timeout = 60.0 + hold + (cancel_after or 0.0) + digits_delay
         n = next(self._seq)
         d = self.workdir / f"call{n}"
         d.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,7 @@ async def test_migrates_an_empty_file(open_store: OpenStore, db_path: Path) -> N
         calls = [r[1] for r in db.execute("PRAGMA table_info(calls)")]
         attempts = [r[1] for r in db.execute("PRAGMA table_info(attempts)")]
         fks = db.execute("PRAGMA foreign_key_list(attempts)").fetchall()
-    assert tables == {"calls", "attempts", "directory", "state"}
+    assert tables == {"calls", "attempts", "directory", "state", "ledger"}
     assert {
         "calls_started_at",
         "calls_ani_started_at",
