@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from callflow.reports.db import MISSED, Filters, ReportDb
+from callflow.reports.money import MONEY_COLUMNS, money_by, money_row
 from callflow.reports.render import Column, Report, Section
 
 __all__ = ["DIMENSIONS", "SourceRow", "sources", "sources_report"]
@@ -138,17 +139,25 @@ def sources_report(
 ) -> tuple[Report, list[SourceRow]]:
     """The sources as a report (cost columns only when a cost file was given)."""
     rows, total = sources(db, filters, by, convert_after=convert_after, costs=costs)
+    money = money_by(db, filters, by)
     out = [
         {
             **{d: (k if k is not None else "(none)") for d, k in zip(by, g.key, strict=True)},
             **g.row(),
+            **(money_row(money.get(g.key)) if money is not None else {}),
         }
         for g in rows
     ]
     if rows:
-        out.append({by[0]: "total", **total.row(), "_total": True})
+        all_money = None
+        if money is not None:
+            all_money = (sum(m[0] for m in money.values()), sum(m[1] for m in money.values()))
+        out.append({by[0]: "total", **total.row(), **money_row(all_money), "_total": True})
     keys = tuple(Column(d, d.replace("_", " "), "text") for d in by)
-    columns = (*keys, *COLUMNS, *(COST_COLUMNS if costs is not None else ()))
+    columns = (
+        *keys, *COLUMNS, *(COST_COLUMNS if costs is not None else ()),
+        *(MONEY_COLUMNS if money is not None else ()),
+    )  # fmt: skip
     section = Section("groups", f"Calls by {' / '.join(by)}", columns, out)
     notes = [f"conversion = answered and talked at least {convert_after:g} s"]
     if costs is None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from callflow.reports.db import MISSED, Filters, ReportDb
+from callflow.reports.money import MONEY_COLUMNS, money_by, money_row
 from callflow.reports.render import Column, Report, Section
 
 __all__ = ["SKIP_PREFIX", "TargetRow", "targets", "targets_report"]
@@ -166,6 +167,13 @@ def targets_report(
 ) -> tuple[Report, list[TargetRow]]:
     """Targets as a report: one table, ``level`` telling final from attempt rows."""
     rows = targets(db, filters)
+    money = money_by(db, filters, ("final_target",))
+    table = [
+        {**r.row(), **(money_row(money.get((r.target,))) if r.level == "final" else {})}
+        if money is not None
+        else r.row()
+        for r in rows
+    ]
     columns = (
         Column("level", "level", "text"),
         Column("target", "target", "text"),
@@ -181,12 +189,11 @@ def targets_report(
         Column("avg_ring", "avg ring s", "sec"),
         Column("cap_hits", "cap hits"),
         Column("skipped", "skipped"),
+        *(MONEY_COLUMNS if money is not None else ()),
     )
     notes = [
         "final: calls by the target they ended on (offered = calls); attempt: every dial, "
         "by its own start time (a call that fails over counts for each target it rang)",
         "cap hits / skipped: attempts the rules engine recorded as SKIP:cap / SKIP:<reason>",
     ]
-    return Report(
-        "targets", params, [Section("targets", "Targets", columns, [r.row() for r in rows])], notes
-    ), rows
+    return Report("targets", params, [Section("targets", "Targets", columns, table)], notes), rows

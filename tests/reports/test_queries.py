@@ -297,3 +297,33 @@ def test_sources_by_directory_company(tmp_path: Path) -> None:
     with ReportDb.open(path) as db:
         rows, total = sources(db, ALL, ("company",))
     assert [(r.key, r.calls) for r in rows] == [((None,), total.calls - 3), (("Acme",), 3)]
+
+
+def test_sources_and_targets_show_revenue_payout_margin(tmp_path: Path) -> None:
+    from callflow.reports.sources import sources_report
+    from callflow.reports.targets import targets_report
+
+    path = tmp_path / "cdr.sqlite3"
+    conn = create_db(path)
+    fill(conn)
+    calls = conn.execute(
+        "SELECT uniqueid, campaign, final_target FROM calls "
+        "WHERE disposition = 'answered' ORDER BY started_at LIMIT 2"
+    ).fetchall()
+    for n, (uid, _campaign, _target) in enumerate(calls):
+        for kind, who, amount in (("revenue", "buyer", 2500 + n), ("payout", "publisher", 1000)):
+            conn.execute(
+                "INSERT INTO ledger (at, uniqueid, account_kind, account, amount_minor, currency,"
+                " kind, rule, reason) VALUES (0, ?, ?, 'x', ?, 'USD', ?, 'r', 'why')",
+                (uid, who, amount, kind),
+            )
+    conn.close()
+    with ReportDb.open(path) as db:
+        report, _ = sources_report(db, ALL, {}, ("campaign",))
+        targets, _ = targets_report(db, ALL, {})
+    (section,) = report.sections
+    total = next(r for r in section.rows if r.get("_total"))
+    assert (total["revenue"], total["payout"]) == (50.01, 20.00)
+    assert total["margin"] == pytest.approx(30.01)
+    finals = [r for r in targets.sections[0].rows if r["level"] == "final" and r["revenue"]]
+    assert sum(r["revenue"] for r in finals) == pytest.approx(50.01)
