@@ -99,23 +99,24 @@ def memory(work: Path, config: Path, calls: int) -> dict[str, Any]:
 
 
 def growth(work: Path, duration: float, largest: bool) -> list[dict[str, Any]]:
-    """Decision latency as tracking numbers and targets grow (rules: TODO, engine not merged)."""
-    sizes = [("numbers", 10, 10), ("numbers", 1_000, 10), ("numbers", 10_000, 10)]
-    sizes += [("targets", 10, 1_000), ("targets", 10, 10_000)]
+    """Decision latency as tracking numbers, targets and rules grow."""
+    sizes = [("numbers", 10, 10, 0), ("numbers", 1_000, 10, 0), ("numbers", 10_000, 10, 0)]
+    sizes += [("targets", 10, 1_000, 0), ("targets", 10, 10_000, 0)]
+    sizes += [("rules", 1_000, 10, 10), ("rules", 1_000, 10, 1_000)]
     if largest:
-        sizes.insert(3, ("numbers", 100_000, 10))
+        sizes.insert(3, ("numbers", 100_000, 10, 0))
     rows = []
-    for axis, numbers, targets in sizes:
-        path = work / f"cfg-{numbers}-{targets}.yaml"
-        write_config(path, numbers=numbers, targets=targets)
+    for axis, numbers, targets, n_rules in sizes:
+        path = work / f"cfg-{numbers}-{targets}-{n_rules}.yaml"
+        write_config(path, numbers=numbers, targets=targets, rules=n_rules)
         t0 = time.perf_counter()
         server = start_server("daemon", work, config=path)
         startup = time.perf_counter() - t0
         try:
-            log(f"growth: {numbers} numbers, {targets} targets")
+            log(f"growth: {numbers} numbers, {targets} targets, {n_rules} rules")
             r = measure(server, rate=200, duration=duration, numbers=numbers, **DIAL)
-            r.update(axis=axis, n_numbers=numbers, n_targets=targets, startup_s=startup,
-                     rss_mb=server.rss() / 2**20)  # fmt: skip
+            r.update(axis=axis, n_numbers=numbers, n_targets=targets, n_rules=n_rules,
+                     startup_s=startup, rss_mb=server.rss() / 2**20)  # fmt: skip
             rows.append(r)
         finally:
             server.stop()
@@ -279,23 +280,21 @@ def render(res: dict[str, Any], command: str) -> tuple[str, list[tuple[str, bool
         ]  # fmt: skip
         for r in rows:
             out.append(
-                f"| {r['n_numbers']:,} | {r['n_targets']:,} | — | {r['startup_s']:.1f} | "
+                f"| {r['n_numbers']:,} | {r['n_targets']:,} | {r['n_rules'] or '—'} | "
+                f"{r['startup_s']:.1f} | "
                 f"{r['rss_mb']:.0f} | {ms(r['decision']['p50_ms'])} / "
                 f"{ms(r['decision']['p99_ms'])} | {ms(r['cpu_ms_per_call'])} |"
             )
-        out += [
-            "| 10 | 10 | 10 → 1,000 | TODO | | TODO: the rules engine is not merged yet; "
-            "`generate_config(rules=N)` is ready to write the `rules:` section | |",
-            "",
-        ]
+        out.append("")
         small = rows[0]["decision"]["p50_ms"]
-        big = max(rows, key=lambda r: r["n_numbers"] * r["n_targets"])
+        big = max(rows, key=lambda r: r["n_numbers"] * r["n_targets"] * max(1, r["n_rules"]))
         worst = max(r["decision"]["p50_ms"] for r in rows)
         checks.append((
             "decision latency at the largest configuration ≤ 1.5x the smallest (p50)",
             worst <= 1.5 * small,
             f"worst p50 {ms(worst)} ms vs smallest {ms(small)} ms "
-            f"(largest: {big['n_numbers']:,} numbers / {big['n_targets']:,} targets)",
+            f"(largest: {big['n_numbers']:,} numbers / {big['n_targets']:,} targets / "
+            f"{big['n_rules']:,} rules)",
         ))  # fmt: skip
     c = res.get("cdr")
     if c:

@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
+    from callflow import logs
+
+    logs.configure("console", "warning")  # the table only, not the store's log lines
     path = args.db or Path(f"var/bench-{args.rows}.sqlite3")
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

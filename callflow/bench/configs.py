@@ -31,8 +31,8 @@ def generate_config(
     """Build a valid configuration mapping with that many numbers, targets and campaigns.
 
     ``campaigns`` defaults to enough campaigns for every target to be on some route. ``rules``
-    adds a ``rules:`` section of that many entries; today's configuration format has no such
-    section yet (the rules engine is being written), so callers keep ``rules=0`` until it lands.
+    adds a ``rules:`` section of that many entries (at most one per tracking number), each
+    matching one tracking number and routing to a one-target group.
     """
     if numbers < 0 or targets < 1 or route_length < 1:
         raise ValueError("numbers >= 0, targets >= 1, route_length >= 1")
@@ -61,14 +61,16 @@ def generate_config(
         "unknown_number": {"campaign": "c0"},
     }
     if rules:
-        # TODO(rules engine): match the final `rules:` schema once it is merged.
+        # One rule per tracking number (the engine indexes them), each routing to a group.
+        n_groups = min(targets, rules)
+        config["groups"] = {f"g{g}": {"targets": [target_names[g]]} for g in range(n_groups)}
         config["rules"] = [
             {
                 "name": f"r{r}",
-                "when": {"tracking_number": tracking_number(r % max(numbers, 1))},
-                "route": [target_names[r % targets]],
+                "when": {"tracking_number": tracking_number(r)},
+                "route": f"g{r % n_groups}",
             }
-            for r in range(rules)
+            for r in range(min(rules, numbers))
         ]
     return config
 
