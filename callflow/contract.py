@@ -25,11 +25,14 @@ VAR_CALLBACK = "CALLFLOW_CALLBACK"  # "1" on calls originated by `callflow callb
 
 # Written on the caller's channel by [callflow-answered] when an agent leg answers.
 ANSWER_GOSUB = "callflow-answered"
+ACCEPT_GOSUB = "callflow-accept"  # the same, then press 1 to accept (pay-per-call buyers)
 
 # What the daemon reads after a Dial, in one GET FULL VARIABLE: Asterisk's DIALSTATUS and
 # HANGUPCAUSE, the agent's answer instant written by [callflow-answered], and which leg of a
-# simultaneous Dial answered (DIALEDPEERNUMBER: "agent1", "+15551234567@pstn-trunk").
+# simultaneous Dial answered (DIALEDPEERNUMBER: "agent1", "+15551234567@pstn-trunk"), and when
+# the agent pressed 1 to accept (written by [callflow-accept]).
 DIAL_OUTCOME_SEP = "|"
 DIAL_OUTCOME = (
     "${DIALSTATUS}|${HANGUPCAUSE}|${SHARED(CALLFLOW_AGENT_ANSWERED_AT)}|${DIALEDPEERNUMBER}"
+    "|${SHARED(CALLFLOW_ACCEPTED_AT)}"
 )

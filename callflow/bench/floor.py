@@ -18,7 +18,7 @@ COMMANDS: tuple[bytes, ...] = (
     b'EXEC "MSet" "CALLFLOW_CAMPAIGN=spring-promo,CALLFLOW_TARGET=alice"\n',
     b'EXEC "Dial" "PJSIP/agent1,15,U(callflow-answered)"\n',
     b'GET FULL VARIABLE "${DIALSTATUS}|${HANGUPCAUSE}|${SHARED(CALLFLOW_AGENT_ANSWERED_AT)}'
-    b'|${DIALEDPEERNUMBER}"\n',
+    b'|${DIALEDPEERNUMBER}|${SHARED(CALLFLOW_ACCEPTED_AT)}"\n',
     b'SET VARIABLE "CALLFLOW_STATUS" "done"\n',
 )
 

@@ -174,6 +174,11 @@ class BillingState:
                 return f"{found}: routed elsewhere"
         return None
 
+    def needs_accept(self, target: str) -> bool:
+        """Whether the target's buyer counts from a press-1 acceptance (the agent is asked)."""
+        buyer = self.billing.buyer_of(target)
+        return buyer is not None and buyer.count_from == "accept"
+
     def reserve(
         self,
         target: str,

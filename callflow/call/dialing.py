@@ -79,14 +79,16 @@ async def dial_step(
     await session.exec("MSet", f"{contract.VAR_CAMPAIGN}={ctx.campaign}",
                        f"{contract.VAR_TARGET}={names}")  # fmt: skip
     timeout = max(t.ring_timeout or 0 for t in targets) or 20
+    accept = ctx.billing is not None and any(ctx.billing.needs_accept(t.name) for t in targets)
+    gosub = contract.ACCEPT_GOSUB if accept else contract.ANSWER_GOSUB
     started = ctx.clock()
     await session.exec(
-        "Dial", "&".join(t.dial_string for t in targets), str(timeout),
-        f"U({contract.ANSWER_GOSUB})",
-    )  # fmt: skip
+        "Dial", "&".join(t.dial_string for t in targets), str(timeout), f"U({gosub})"
+    )
     ended = ctx.clock()
     outcome = await session.get_full_variable(contract.DIAL_OUTCOME) or ""
-    status, cause, stamp, peer = [*outcome.split(contract.DIAL_OUTCOME_SEP), "", "", "", ""][:4]
+    parts = [*outcome.split(contract.DIAL_OUTCOME_SEP), "", "", "", "", ""]
+    status, cause, stamp, peer, accepted = parts[:5]
     status = status or "UNKNOWN"
     answered_at = None
     if status == "ANSWER":
@@ -110,6 +112,7 @@ async def dial_step(
                 talk_seconds=round(ended - answered_at, 3) if won and answered_at else 0.0,
                 hangup_cause=int(cause) if cause.isdigit() else None,
                 group=group,
+                accepted_at=_float(accepted) if won and accept else None,
             )
         )
     return attempts

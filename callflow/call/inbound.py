@@ -353,7 +353,7 @@ async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
         end = replace(end, disposition=UNKNOWN, hangup_by=None)
     await ctx.store.finish_call(end)
     if ctx.billing is not None:
-        await _bill(ctx.billing, start, end)
+        await _bill(ctx.billing, start, end, call.dials.answered)
     _after(ctx, start, end)
     log.info(
         "call.end", dnis=attribution.dnis, campaign=start.campaign,
@@ -364,9 +364,12 @@ async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
     )  # fmt: skip
 
 
-async def _bill(billing: Billing, start: CallStart, end: CallEnd) -> None:
+async def _bill(
+    billing: Billing, start: CallStart, end: CallEnd, attempt: DialAttempt | None
+) -> None:
     """Assess the finished call for buyers and publishers and post it to the ledger."""
     answered = end.disposition == ANSWERED
+    accepted = attempt.accepted_at if attempt is not None else None
     assessment = billing.state.bill(
         BillableCall(
             uniqueid=start.uniqueid, campaign=start.campaign,
@@ -374,6 +377,7 @@ async def _bill(billing: Billing, start: CallStart, end: CallEnd) -> None:
             final_target=end.final_target if answered else None,
             talk_seconds=end.talk_seconds, answered=answered, started_at=start.started_at,
             ended_at=end.ended_at,
+            accept_seconds=attempt.ended_at - accepted if attempt and accepted else None,
         )
     )  # fmt: skip
     if assessment.buyer is None and assessment.publisher is None:

@@ -206,8 +206,14 @@ _V5 = Migration(
     ),
 )
 
+_V6 = Migration(
+    6,
+    "press-1 acceptance time on attempts",
+    ("ALTER TABLE attempts ADD COLUMN accepted_at REAL",),
+)
+
 #: Every step, in order; ``MIGRATIONS[i].version == i + 1``.
-MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5)
+MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
 #: The schema version this code reads and writes.
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

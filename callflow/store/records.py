@@ -102,6 +102,7 @@ class DialAttempt:
     talk_seconds: float = 0.0
     hangup_cause: int | None = None
     group: str | None = None  # the rules group the target was dialled for (caps, counters)
+    accepted_at: float | None = None  # the agent pressed 1 to accept (pay-per-call buyers)
 
     def __post_init__(self) -> None:
         """Reject a sequence number below 1."""

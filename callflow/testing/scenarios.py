@@ -145,8 +145,17 @@ def carrier_scenario(
 """
 
 
-def agent_scenario(*, answer_after_ms: int | None, reject: int | None, talk_ms: int | None) -> str:
-    """A UAS that rejects with a code, rings forever, or answers after ringing (then talks)."""
+def agent_scenario(
+    *,
+    answer_after_ms: int | None,
+    reject: int | None,
+    talk_ms: int | None,
+    press_pcap: str | None = None,
+) -> str:
+    """A UAS that rejects with a code, rings forever, or answers after ringing (then talks).
+
+    With press_pcap the agent sends those DTMF digits half a second after answering.
+    """
     trying = (
         "SIP/2.0 100 Trying\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n"
         "[last_CSeq:]\nContent-Length: 0\n"
@@ -215,6 +224,11 @@ def agent_scenario(*, answer_after_ms: int | None, reject: int | None, talk_ms: 
         f'  <send retrans="500">{_cdata(ok_invite)}</send>',
         '  <recv request="ACK" crlf="true"/>',
     ]
+    if press_pcap:
+        body += [
+            '  <pause milliseconds="500"/>',
+            f'  <nop><action><exec play_pcap_audio="{escape(press_pcap)}"/></action></nop>',
+        ]
     talk_wait = "" if talk_ms is None else f' timeout="{talk_ms}" ontimeout="hangup"'
     body += [
         f'  <recv request="BYE"{talk_wait}/>',

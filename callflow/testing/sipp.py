@@ -232,15 +232,18 @@ class Agent:
     answer_after: float | None = 0.0  # seconds of ringing; None = never answers
     reject: int | None = None  # SIP code to answer with instead (486 busy, 503, 480, 603 …)
     talk: float | None = None  # seconds until the agent hangs up; None = waits for the caller
+    press: str = ""  # DTMF digits the agent sends after answering (e.g. "1" to accept a call)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="callflow-agent-")))
     _proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> Agent:
         """Start the UAS and wait until it listens."""
+        pcap = write_dtmf_pcap(self.workdir / "press.pcap", self.press) if self.press else None
         xml = scenarios.agent_scenario(
             answer_after_ms=None if self.answer_after is None else int(self.answer_after * 1000),
             reject=self.reject,
             talk_ms=None if self.talk is None else max(1, int(self.talk * 1000)),
+            press_pcap=str(pcap) if pcap else None,
         )
         (self.workdir / "agent.xml").write_text(xml)
         self._proc = await asyncio.create_subprocess_exec(

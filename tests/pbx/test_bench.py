@@ -71,6 +71,16 @@ async def test_answered_call_through_fastagi(sandbox, agi_server, agents, place_
     assert cdr["dstchannel"].startswith("PJSIP/agent1-")
     assert int(cdr["billsec"]) == pytest.approx(3, abs=1)
     assert seen["dialstatus"] == "ANSWER"
+    # Asterisk's CEL tells the same story, leg by leg
+    uid = header.uniqueid  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 5
+    kinds: list[str] = []
+    while time.monotonic() < deadline and "LINKEDID_END" not in kinds:
+        kinds = [e["eventtype"] for e in sandbox.cel() if e["linkedid"] == uid]
+        await asyncio.sleep(0.1)
+    assert {"CHAN_START", "ANSWER", "BRIDGE_ENTER", "HANGUP", "LINKEDID_END"} <= set(kinds)
+    agent_legs = {e["channel"] for e in sandbox.cel() if e["linkedid"] == uid}
+    assert any(c.startswith("PJSIP/agent1-") for c in agent_legs)
 
 
 @pytest.mark.parametrize("digits", ["123", "1123#"])

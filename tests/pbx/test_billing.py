@@ -174,3 +174,45 @@ rules:
     assert first["final_target"] == "acme-agent"
     assert second["final_target"] == "beta-agent"
     assert "revenue cap" in str(second["route_reason"])
+
+
+async def test_buyer_paying_from_a_press_1_acceptance(
+    start_daemon, agents, place_call, cdr, db_path
+) -> None:
+    await start_daemon(
+        HEAD
+        + """
+campaigns: {main: {route: [acme-agent]}}
+buyers:
+  acme:
+    targets: [acme-agent]
+    revenue: {per_call: "25.00"}
+    convert_after: 3
+    count_from: accept
+  beta: {targets: [beta-agent], revenue: {per_call: "15.00"}, convert_after: 1}
+rules:
+  - {name: buyers, route: buyers}
+"""
+    )
+    silent = await agents("agent1", answer_after=0.0)  # answers but never presses 1
+    beta = await agents("agent2", answer_after=0.0)
+
+    await place_call(ani="6465550111", dnis="8005550001", hold=3)
+    declined = await cdr(status="completed", ani_e164="+16465550111")
+    await silent.stop()
+    accepting = await agents("agent1", answer_after=0.0, press="1")
+    await place_call(ani="6465550122", dnis="8005550001", hold=6)
+    accepted = await cdr(status="completed", ani_e164="+16465550122")
+    await asyncio.sleep(0.5)
+
+    # not accepted: that leg is congestion and the call moves on to the next buyer
+    assert [(a["target"], a["result"]) for a in declined["attempts"]] == [
+        ("acme-agent", "CONGESTION"), ("beta-agent", "ANSWER"),
+    ]  # fmt: skip
+    assert len(silent.invites) == 1 and len(beta.invites) == 1
+    # accepted: bridged after the press, billed counting from it
+    (attempt,) = accepted["attempts"]
+    assert attempt["result"] == "ANSWER" and attempt["accepted_at"] is not None
+    assert attempt["accepted_at"] >= attempt["answered_at"]
+    assert len(accepting.invites) == 1
+    assert money(db_path, accepted["uniqueid"], "revenue") == 2500

@@ -171,3 +171,33 @@ events:
     )  # fmt: skip
     assert log.exit_code == 0, log.output
     assert "crm" in log.output and "500" in log.output and "200" in log.output
+
+
+async def test_recording_per_party_with_a_notice(
+    sandbox, start_daemon, agents, place_call, cdr
+) -> None:
+    inner = f"{sandbox.config.inner_dir}/spool/monitor"
+    local = sandbox.config.dir / "spool" / "monitor"
+    await start_daemon(
+        HEAD
+        + f"""
+campaigns: {{promo: {{route: [a1], record: true}}}}
+recordings: {{dir: {inner}, local_dir: {local}, split: true, notice: callflow-beep}}
+"""
+    )
+    agent = await agents("agent1", answer_after=1.0)
+
+    result = await place_call(ani="2125550100", dnis="8005550001", hold=4, audio=True)
+    call = await cdr(status="completed")
+    await asyncio.sleep(1.0)
+
+    ok_at = next(m.at for m in result.messages if m.received and m.code == 200)
+    (invite,) = agent.invites
+    assert ok_at < invite.at  # the caller was answered for the notice before the agent rang
+    stem = local / str(call["uniqueid"])
+    mixed, caller, agent_side = (
+        Path(f"{stem}{suffix}.wav") for suffix in ("", "-caller", "-agent")
+    )
+    assert mixed.exists() and caller.exists() and agent_side.exists()
+    # the caller talked (a tone) for the whole call: their own file holds the talk
+    assert seconds_of_audio(caller) == pytest.approx(call["talk_seconds"], abs=1.0)

@@ -95,6 +95,7 @@ JSON_A: dict[str, Any] = {
             "talk_seconds": 0.0,
             "hangup_cause": 17,
             "group": None,
+            "accepted_at": None,
         },
         {
             "seq": 2,
@@ -108,6 +109,7 @@ JSON_A: dict[str, Any] = {
             "talk_seconds": 60.0,
             "hangup_cause": 16,
             "group": None,
+            "accepted_at": None,
         },
     ],
 }
