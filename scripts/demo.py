@@ -104,10 +104,10 @@ def main() -> int:
     with sqlite3.connect(DB) as db:
         (first,) = db.execute("select uniqueid from calls order by started_at limit 1").fetchone()
     subprocess.run([*CLI, "cdr", "show", first, "--db", str(DB)], check=True)
-    print("\n== callflow cdr show (the last call: IVR menu, then the rules)")
+    print("\n== callflow cdr show (the radio caller from California: IVR menu, then the rules)")
     with sqlite3.connect(DB) as db:
-        (last,) = db.execute("select uniqueid from calls order by started_at desc").fetchone()
-    subprocess.run([*CLI, "cdr", "show", last, "--db", str(DB)], check=True)
+        (ivr,) = db.execute("select uniqueid from calls where ivr_digits = 'main=1'").fetchone()
+    subprocess.run([*CLI, "cdr", "show", ivr, "--db", str(DB)], check=True)
     rel = DB.relative_to(REPO)
     print(f"\nMore: .venv/bin/callflow cdr show <uniqueid> --db {rel}")
     print(f"      .venv/bin/callflow cdr export --format csv --db {rel}")
