@@ -48,7 +48,7 @@ class SandboxConfig:
     http_port: int = field(default_factory=lambda: _env_int("CALLFLOW_SANDBOX_HTTP_PORT", 8298))
     agi_port: int = field(default_factory=lambda: _env_int("CALLFLOW_SANDBOX_AGI_PORT", 4583))
     peer_port: int = field(default_factory=lambda: _env_int("CALLFLOW_SANDBOX_PEER_PORT", 5270))
-    rtp_start: int = field(default_factory=lambda: _env_int("CALLFLOW_SANDBOX_RTP_START", 31000))
+    rtp_start: int = field(default_factory=lambda: _env_int("CALLFLOW_SANDBOX_RTP_START", 40000))
     carrier_ip: str = "127.0.0.2"
     pstn_ip: str = "127.0.0.9"
     fallback_ip: str = "127.0.0.10"
@@ -56,8 +56,8 @@ class SandboxConfig:
 
     @property
     def rtp_end(self) -> int:
-        """The last RTP port (1000 ports from rtp_start)."""
-        return self.rtp_start + 999
+        """The last RTP port: 10,000 ports from rtp_start (2 per leg: ~2,500 calls at once)."""
+        return self.rtp_start + 9999
 
     @property
     def rootfs(self) -> Path:
