@@ -406,7 +406,7 @@ def render_reason(text: str) -> str:
     lines = []
     for n, round_ in enumerate(reason.get("rounds") or [], 1):
         lines.append(f"decision {n}:")
-        rendered = Trace.from_json(json.dumps(round_)).render()
+        rendered = Trace.from_data(round_).render()
         lines.extend("  " + line for line in rendered.splitlines())
     if reason.get("ivr"):
         lines.append("entered: " + ", ".join(reason["ivr"]))

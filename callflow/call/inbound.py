@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -294,7 +293,7 @@ class InboundCall:
             "action": describe(self.final_action),
             "ivr": self.entered,
             "refused_at_dial": self.dials.refused,
-            "rounds": [json.loads(t.as_json()) for t in self.rounds],
+            "rounds": [t.as_data() for t in self.rounds],
         }
 
 

@@ -53,6 +53,10 @@ class Trace:
 
     def as_json(self) -> str:
         """Return the trace as compact JSON (stored with the CDR)."""
+        return json.dumps(self.as_data(), separators=(",", ":"))
+
+    def as_data(self) -> dict[str, Any]:
+        """Return the trace as plain JSON-ready data (what ``as_json`` writes)."""
         rows: list[list[Any]] = []
         for e in self.entries:
             if isinstance(e, RuleCheck):
@@ -61,13 +65,18 @@ class Trace:
                 rows.append(["t", e.group, e.target, int(e.taken), e.reason])
             else:
                 rows.append(["n", e.text])
-        return json.dumps({"v": _VERSION, "trace": rows}, separators=(",", ":"))
+        return {"v": _VERSION, "trace": rows}
 
     @classmethod
     def from_json(cls, text: str) -> Trace:
         """Read a trace written by ``as_json``."""
+        return cls.from_data(json.loads(text))
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Trace:
+        """Read a trace from the data ``as_data`` returns."""
         entries: list[TraceEntry] = []
-        for row in json.loads(text)["trace"]:
+        for row in data["trace"]:
             if row[0] == "r":
                 entries.append(RuleCheck(row[1], bool(row[2]), row[3]))
             elif row[0] == "t":
