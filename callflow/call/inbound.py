@@ -70,12 +70,12 @@ class Routing:
     config: Config
     numbers: NumberIndex
     engine: Engine
-    sticky: bool  # some group routes repeat callers back to the agent who answered them
+    sticky_days: int  # the longest sticky window of any group (0: no sticky routing)
 
     @classmethod
     def build(cls, config: Config) -> Routing:
         """Index and compile a configuration for routing."""
-        sticky = any(g.sticky is not None for g in config.groups.values())
+        sticky = max((g.sticky.days for g in config.groups.values() if g.sticky), default=0)
         return cls(config, NumberIndex(config), Engine(config), sticky)
 
 
@@ -315,6 +315,9 @@ async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
     window = config.settings.repeat_window_days * 86400
     e164 = caller.e164 or ""
     repeat = bool(e164) and await ctx.store.is_repeat_caller(e164, started - window)
+    last = None
+    if routing.sticky_days and e164:
+        last = await ctx.store.last_answered(e164, started - routing.sticky_days * 86400)
     start = call_start(session, ctx, attribution, caller, started, repeat)
     ctx.store.start_call(start)
     hub = ctx.events
@@ -322,7 +325,6 @@ async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
         if hub.active:
             hub.emit(events.started(start))
         hub.metrics.call_started(start.campaign or "")
-    last = await ctx.store.last_answered(e164) if routing.sticky and e164 else None
     call = InboundCall(session, ctx, routing, start)
     lost = False
     try:

@@ -156,7 +156,7 @@ class CdrStore:
         self.commits = 0
         #: Rows SQLite refused (logged and failed individually).
         self.rejected_rows = 0
-        #: Repeat-caller checks that had to ask SQLite (cache misses).
+        #: Repeat-caller and sticky-routing lookups that had to ask SQLite (cache misses).
         self.ani_lookups = 0
 
     @classmethod
@@ -251,7 +251,7 @@ class CdrStore:
         if not ani_e164:
             return False
         last = self._ani_seen.get(ani_e164)
-        if last is None and since >= self._known_since and since > self._evicted_upto:
+        if last is None and self._complete_since(since):
             return False  # the cache holds every caller since then: no SQL needed
         if last is None:
             self.ani_lookups += 1
@@ -273,12 +273,26 @@ class CdrStore:
         self._known_since = min(self._known_since, since)
         return len(rows)
 
-    async def last_answered(self, ani_e164: str) -> tuple[str, float] | None:
-        """The target that last answered this caller and when (cached; for sticky routing)."""
+    def _complete_since(self, since: float) -> bool:
+        """Whether every number that called at or after ``since`` is in the repeat cache."""
+        return since >= self._known_since and since > self._evicted_upto
+
+    async def last_answered(
+        self, ani_e164: str, since: float = -math.inf
+    ) -> tuple[str, float] | None:
+        """The target that last answered this caller and when (cached; for sticky routing).
+
+        Ask before ``start_call``: a number the repeat cache has not seen since ``since`` was
+        not answered since then either, so that is None without SQL (older answers are ignored).
+        """
         if not ani_e164:
             return None
         if ani_e164 in self._answered_by:
             return self._answered_by[ani_e164]
+        seen = self._ani_seen.get(ani_e164)
+        if (seen is None and self._complete_since(since)) or (seen is not None and seen < since):
+            return None
+        self.ani_lookups += 1
         rows = list(await self._rconn.execute_fetchall(LAST_ANSWERED, (ani_e164,)))
         found = (str(rows[0][0]), float(rows[0][1])) if rows else None
         self.note_answered(ani_e164, found)

@@ -415,3 +415,22 @@ async def test_warm_cache_answers_misses_without_sql(db_path: Path) -> None:
             store.start_call(make_start(i, started_at=T0 + 50 + i))
         assert not await store.is_repeat_caller("+14155550000", T0 + 5)  # evicted since: SQL
         assert store.ani_lookups == 2
+
+
+async def test_last_answered_of_unseen_callers_needs_no_sql(db_path: Path) -> None:
+    async with await CdrStore.open(db_path, batch_interval=0.01) as store:
+        call = make_start(1)  # started at T0+1
+        store.start_call(call)
+        await store.finish_call(make_end(call))  # answered by its target
+        await store.flush()
+    async with await CdrStore.open(db_path, batch_interval=0.01) as store:
+        ani = call.ani_e164 or ""
+        assert await store.warm_repeat_cache(T0) == 1
+        assert await store.last_answered("+13125550000", T0) is None  # never called: no SQL
+        assert await store.last_answered(ani, T0 + 2) is None  # not since then: no SQL
+        assert store.ani_lookups == 0
+        found = await store.last_answered(ani, T0)
+        assert store.ani_lookups == 1
+        assert found == ("agent2", call.started_at + 6.5)
+        assert await store.last_answered("+13125550000", T0 - 100) is None  # before the cache
+        assert store.ani_lookups == 2
