@@ -37,6 +37,9 @@ _NO_NAME = _WITHHELD | {"wireless caller", "cell phone", "toll free", "name unav
 _PHONE_CHARS_RE = re.compile(r"\+?[0-9 ()./-]*\Z")
 # A plain NANP number as carriers send it: +1NXXNXXXXXX, 1NXXNXXXXXX, or NXXNXXXXXX.
 _NANP_PLAIN_RE = re.compile(r"(\+1|1)?([2-9][0-9]{2}[2-9][0-9]{6})\Z")
+#: Every NANP number pattern in phonenumbers' metadata ends in at least three free digits, so a
+#: NANP number's region, type and validity follow from its first seven (tests check the metadata).
+NANP_VALIDITY_DIGITS = 7
 _NANP_REGIONS = frozenset(phonenumbers.region_codes_for_country_code(_NANP))
 _URI_SCHEME_RE = re.compile(r"(?:sips?|tel):", re.IGNORECASE)
 
@@ -152,10 +155,8 @@ def _enrich_cached(ani: str | None, caller_name: str | None, default_country: st
 
 
 def _nanp_caller(ani: str, national: str, name: str | None) -> CallerInfo:
-    """Enrich a plain NANP number without parsing: validity per number, place per NPA-NXX."""
-    number = PhoneNumber(country_code=_NANP, national_number=int(national))
-    region = phonenumbers.region_code_for_number(number)
-    valid = region is not None and phonenumbers.is_valid_number_for_region(number, region)
+    """Enrich a plain NANP number without parsing: validity per NPA-NXX-X, place per NPA-NXX."""
+    valid = _nanp_valid(national[:NANP_VALIDITY_DIGITS])
     place, zone = _nanp_prefix(national[:6], valid)
     return CallerInfo(
         ani_raw=ani,
@@ -169,6 +170,14 @@ def _nanp_caller(ani: str, national: str, name: str | None) -> CallerInfo:
         timezone=zone,
         caller_name=name,
     )
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _nanp_valid(prefix: str) -> bool:
+    """Whether the NANP numbers starting with ``prefix`` (NANP_VALIDITY_DIGITS long) are valid."""
+    number = PhoneNumber(country_code=_NANP, national_number=int(prefix.ljust(10, "0")))
+    region = phonenumbers.region_code_for_number(number)
+    return region is not None and phonenumbers.is_valid_number_for_region(number, region)
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)

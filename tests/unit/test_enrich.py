@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import time
+import re._constants as C
+import re._parser as _parser
+from typing import Any
 
+import phonenumbers
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from phonenumbers import PhoneMetadata
 
-from callflow.enrich import CallerInfo, enrich
+from callflow.enrich import NANP_VALIDITY_DIGITS, CallerInfo, enrich
 
 NYC = {
     "e164": "+12125550100",
@@ -170,17 +174,46 @@ def test_results_are_cached() -> None:
     assert enrich("+13125550199", "A") is enrich("+13125550199", "A")
 
 
-def test_lookup_is_cheap() -> None:
-    start = time.perf_counter()
-    for i in range(300):
-        enrich(f"+1312555{i:04d}", None)
-    uncached = (time.perf_counter() - start) / 300
-    start = time.perf_counter()
-    for i in range(300):
-        enrich(f"+1312555{i:04d}", None)
-    cached = (time.perf_counter() - start) / 300
-    assert uncached < 0.002
-    assert cached < 0.0001
+def _free_tail(items: Any) -> int:
+    """How many trailing digits a parsed regex leaves unconstrained (a lower bound)."""
+    digit = [(C.IN, [(C.CATEGORY, C.CATEGORY_DIGIT)])]
+    free = 0
+    for op, av in reversed(list(items)):
+        if op in (C.MAX_REPEAT, C.MIN_REPEAT) and av[0] == av[1] and list(av[2]) == digit:
+            free += av[0]
+        elif (op, av) == digit[0]:
+            free += 1
+        elif op is C.SUBPATTERN:
+            return free + _free_tail(av[-1])
+        elif op is C.BRANCH:
+            return free + min(_free_tail(branch) for branch in av[1])
+        else:
+            return free
+    return free
+
+
+def test_nanp_validity_follows_from_the_first_digits() -> None:
+    # enrich() caches NANP validity per first NANP_VALIDITY_DIGITS digits: every pattern of
+    # every NANP region's metadata must leave the rest of the number free.
+    free = []
+    for region in phonenumbers.region_codes_for_country_code(1):
+        metadata = PhoneMetadata.metadata_for_region(region)
+        assert metadata is not None
+        for desc in (metadata.general_desc, metadata.fixed_line, metadata.mobile,
+                     metadata.toll_free, metadata.premium_rate, metadata.shared_cost,
+                     metadata.personal_number, metadata.voip, metadata.pager, metadata.uan,
+                     metadata.voicemail):  # fmt: skip
+            if desc is not None and desc.national_number_pattern:
+                free.append(_free_tail(_parser.parse(desc.national_number_pattern)))
+    assert len(free) > 100
+    assert min(free) >= 10 - NANP_VALIDITY_DIGITS
+
+
+@settings(max_examples=300)
+@given(st.from_regex(r"[2-9][0-9]{2}[2-9][0-9]{6}", fullmatch=True))
+def test_nanp_validity_matches_phonenumbers(national: str) -> None:
+    number = phonenumbers.parse("+1" + national)
+    assert enrich("+1" + national, None).valid == phonenumbers.is_valid_number(number)
 
 
 @given(st.one_of(st.none(), st.text(max_size=40)), st.one_of(st.none(), st.text(max_size=40)))
