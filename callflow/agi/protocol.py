@@ -39,6 +39,8 @@ _ENCODING = "utf-8"
 _ERRORS = "surrogateescape"
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _ARG_RE = re.compile(r"agi_arg_([0-9]{1,9})\Z")
+#: A header line as ``_add_line`` accepts it, between newlines (one space after the colon dropped).
+_LINE_RE = re.compile(r"\n(agi_[A-Za-z0-9_]+): ?([^\r\n]*)\r?(?=\n)")
 _REPLY_RE = re.compile(r"([1-5][0-9]{2})([ -])(.*)\Z", re.DOTALL)
 _VERB_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?: [A-Za-z][A-Za-z0-9_]*)*\Z")
 
@@ -79,7 +81,7 @@ class Header:
         numbered = sorted(
             (int(m.group(1)), value)
             for key, value in env.items()
-            if (m := _ARG_RE.match(key)) is not None
+            if key.startswith("agi_arg_") and (m := _ARG_RE.match(key)) is not None
         )
         return cls(
             env=MappingProxyType(dict(env)),
@@ -190,7 +192,13 @@ class HeaderParser:
 
     def _add_lines(self, block: bytes) -> None:
         """Record complete ``agi_key: value`` lines (a block ending at a line boundary)."""
-        for line in block.split(b"\n"):
+        if len(block) < self._max_line:  # no line can be too long: one regex pass
+            text = _decode(block)
+            pairs = _LINE_RE.findall(f"\n{text}\n")
+            if len(pairs) == text.count("\n") + (not text.endswith("\n")):
+                self._env.update(pairs)
+                return
+        for line in block.split(b"\n"):  # line by line, to name the first bad one
             if not line:
                 continue  # the empty piece after the block's final newline
             if len(line) + 1 > self._max_line:

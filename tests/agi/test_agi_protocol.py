@@ -178,6 +178,11 @@ def test_line_at_limit_is_accepted() -> None:
         HeaderParser().feed(line[:-1] + b"a\n")
 
 
+def test_header_values_keep_inner_carriage_returns_and_colons() -> None:
+    header = parse_header(b"agi_a: x\ry\r\nagi_b:no space: here\nagi_c:  two\n\n")
+    assert dict(header.env) == {"agi_a": "x\ry", "agi_b": "no space: here", "agi_c": " two"}
+
+
 def test_oversized_header_is_rejected() -> None:
     parser = HeaderParser(max_size=1024)
     with pytest.raises(ProtocolError):
@@ -193,6 +198,9 @@ def test_oversized_header_is_rejected() -> None:
         b"\n",
         b"agi network: yes\n",
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\n",
+        b"agi_a: 1\nnoise agi_b: 2\nagi_c: 3\n\n",  # a good line inside a bad one
+        b"agi_a: 1\nagi_: 2\n\n",
+        b"agi_a: 1\nagi_\xc3\xa9: 2\n\n",
     ],
 )
 def test_garbage_header_is_protocol_error(data: bytes) -> None:
