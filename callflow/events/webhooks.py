@@ -255,7 +255,7 @@ class WebhookDispatcher:
         """Send one delivery, retrying with exponential backoff; log every attempt."""
         hook = self.hooks.get(job.hook)
         if hook is None:  # removed by a reload
-            log.warning("webhook.unknown", webhook=job.hook, event=job.payload.get("event"))
+            log.warning("webhook.unknown", webhook=job.hook, call_event=job.payload.get("event"))
             return
         request = build_request(hook, job.payload, job.call, self.clock())
         last = hook.retries + 1
@@ -270,7 +270,7 @@ class WebhookDispatcher:
                 log.info(
                     "webhook.delivered",
                     webhook=hook.name,
-                    event=job.payload.get("event"),
+                    call_event=job.payload.get("event"),
                     uniqueid=job.payload.get("uniqueid"),
                     attempt=attempt,
                     status=status,
@@ -283,7 +283,7 @@ class WebhookDispatcher:
                 log.warning(
                     "webhook.failed",
                     webhook=hook.name,
-                    event=job.payload.get("event"),
+                    call_event=job.payload.get("event"),
                     uniqueid=job.payload.get("uniqueid"),
                     attempts=attempt,
                     status=status,

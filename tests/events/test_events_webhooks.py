@@ -134,6 +134,7 @@ async def test_500_then_200_is_delivered_once_signed_and_logged(
     assert delivery_log(hub.delivery_log_path, webhook="other") == []
     assert delivery_log(hub.delivery_log_path, since=time.time() + 60) == []
     assert sample(hub, "callflow_webhook_failed_attempts_total", webhook="crm") == 1
+    assert sample(hub, "callflow_webhook_failures_total", webhook="crm", reason="error") == 0
 
 
 async def test_get_postback_with_templated_query(receiver: Receiver, tmp_path: Path) -> None:
@@ -209,6 +210,7 @@ async def test_client_errors_are_not_retried(receiver: Receiver, tmp_path: Path)
                                webhook="gone", reason="rejected") == 1)  # fmt: skip
     await hub.stop()
     assert len(receiver.requests) == 1
+    assert sample(hub, "callflow_webhook_failures_total", webhook="gone", reason="error") == 0
 
 
 async def test_dead_endpoint_never_blocks_emit(receiver: Receiver, tmp_path: Path) -> None:
