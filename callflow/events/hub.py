@@ -60,7 +60,7 @@ class EventHub:
         self.node = node
         self.spool_dir = spool_dir
         self.clock = clock
-        self.metrics = Metrics()
+        self.metrics = Metrics(enabled=config.metrics.listen is not None)
         self._calls: OrderedDict[str, _Call] = OrderedDict()
         self.mqtt: MqttPublisher | None = None
         if config.mqtt is not None:

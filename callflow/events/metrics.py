@@ -57,10 +57,11 @@ def _guarded(fn: Callable[[], float]) -> Callable[[], float]:
 class Metrics:
     """Every metric callflow exports, on its own registry (never the process-global one)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        """Create the metrics on ``registry`` (a fresh one by default)."""
+    def __init__(self, registry: CollectorRegistry | None = None, *, enabled: bool = True) -> None:
+        """Create the metrics on ``registry``; disabled, the per-call counts are not kept."""
         r = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self.registry = r
+        self.enabled = enabled
 
         def gauge(name: str, doc: str) -> Gauge:
             return Gauge(name, doc, namespace="callflow", registry=r)
@@ -114,6 +115,8 @@ class Metrics:
     @_safe
     def call_started(self, campaign: str | None) -> None:
         """Count a call that arrived (and is now in progress)."""
+        if not self.enabled:
+            return  # per-call metrics cost prometheus_client locks: only when scraped
         self.calls_started.labels(campaign or "unknown").inc()
         self.calls_in_progress.inc()
 
@@ -122,6 +125,8 @@ class Metrics:
         self, campaign: str | None, disposition: str, ring: float = 0.0, talk: float = 0.0
     ) -> None:
         """Count a finished call with its disposition, ring and talk seconds."""
+        if not self.enabled:
+            return
         self.calls.labels(campaign or "unknown", disposition).inc()
         self.calls_in_progress.dec()
         self.ring_seconds.observe(max(0.0, ring))
@@ -130,6 +135,8 @@ class Metrics:
     @_safe
     def decision_latency(self, seconds: float) -> None:
         """Observe how long a routing decision took."""
+        if not self.enabled:
+            return
         self.decision_seconds.observe(max(0.0, seconds))
 
     @_safe

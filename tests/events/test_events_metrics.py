@@ -81,6 +81,15 @@ def test_helpers_never_raise_and_callbacks_never_break_a_scrape() -> None:
     assert samples["callflow_calls_total", (("campaign", "unknown"), ("disposition", "answered"))]
 
 
+def test_disabled_metrics_count_nothing(tmp_path: Path) -> None:
+    hub = EventHub(EventsConfig.model_validate({}), node="a", spool_dir=tmp_path)
+    assert not hub.metrics.enabled  # no /metrics endpoint configured
+    hub.metrics.call_started("x")
+    hub.metrics.call_ended("x", "answered", talk=5)
+    assert hub.metrics.registry.get_sample_value("callflow_calls_in_progress") == 0
+    assert hub.metrics.registry.get_sample_value("callflow_call_talk_seconds_sum") == 0
+
+
 def test_registries_are_separate() -> None:
     a, b = Metrics(), Metrics()
     a.call_started("x")
