@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -138,6 +139,7 @@ class Daemon:
             command_timeout=o.command_timeout,
             default=_unknown_script,
         )
+        gc.freeze()  # what start-up built (rules, indexes, caches) is never walked by full GCs
         await self._server.start()
         self._spawn(self._housekeeping, o.housekeeping_interval)
         if o.watch_interval > 0:
