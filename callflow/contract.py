@@ -18,7 +18,9 @@ VAR_CALLER_CHAN = "CALLFLOW_CALLER_CHAN"  # inherited by agent legs (for the ans
 
 # Variables the daemon sets; the dialplan reads CALLFLOW_STATUS after the AGI returns.
 VAR_STATUS = "CALLFLOW_STATUS"
-STATUS_DONE = "done"  # the daemon has finished with the call: no fallback
+# The daemon has finished with the call: no fallback. Not set after an answered Dial: the
+# dialplan treats DIALSTATUS=ANSWER as finished too (one AGI round trip less per answered call).
+STATUS_DONE = "done"
 VAR_CAMPAIGN = "CALLFLOW_CAMPAIGN"  # for the sysadmin's own CDR/CEL and logs
 VAR_TARGET = "CALLFLOW_TARGET"  # the target being dialled
 VAR_CALLBACK = "CALLFLOW_CALLBACK"  # "1" on calls originated by `callflow callback`

@@ -187,7 +187,8 @@ def render(res: dict[str, Any], command: str) -> tuple[str, list[tuple[str, bool
         f"{m['uvloop']}. Server pinned to core 0 (`taskset -c 0`), load generator to core 1.",
         "",
         "The **floor** is a raw-asyncio FastAGI server (`callflow/bench/floor.py`) sending the "
-        "same 7 commands per call with no logic; ratios are daemon / floor in the same run. "
+        "same commands per call (3 for an answered call) with no logic; ratios are daemon / "
+        "floor in the same run. "
         "The daemon runs as in production: rules, caller enrichment, repeat-caller check, CDR "
         "writing, JSON logs at info. Calls come from `callflow/bench/loadgen.py` "
         f"(Asterisk-exact FastAGI; Dial rings {DIAL['ring']}s then talks {DIAL['talk']}s; "

@@ -1,9 +1,10 @@
 """The floor: a minimal raw-asyncio FastAGI server sending the daemon's commands with no logic.
 
 Per call it sends exactly what ``callflow.call.inbound`` sends for a call answered by its first
-target: EXEC MSet (campaign and target), EXEC Dial, one GET FULL VARIABLE for the outcome
-(DIALSTATUS, HANGUPCAUSE, the agent's answer time) and SET VARIABLE CALLFLOW_STATUS done; then it
-half-closes and reads to EOF (absorbing the final HANGUP).
+target: EXEC MSet (campaign and target), EXEC Dial and one GET FULL VARIABLE for the outcome
+(DIALSTATUS, HANGUPCAUSE, the agent's answer time); SET VARIABLE CALLFLOW_STATUS done only if the
+Dial was not answered (the dialplan reads DIALSTATUS=ANSWER as finished). Then it half-closes and
+reads to EOF (absorbing the final HANGUP).
 No header parsing, no attribution, no enrichment, no CDR, no logging: the cost of the protocol.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-__all__ = ["COMMANDS", "handle", "start_floor"]
+__all__ = ["COMMANDS", "DONE", "handle", "start_floor"]
 
 #: The command lines the daemon sends for one call answered by its first target, in order.
 COMMANDS: tuple[bytes, ...] = (
@@ -19,8 +20,9 @@ COMMANDS: tuple[bytes, ...] = (
     b'EXEC "Dial" "PJSIP/agent1,15,U(callflow-answered)"\n',
     b'GET FULL VARIABLE "${DIALSTATUS}|${HANGUPCAUSE}|${SHARED(CALLFLOW_AGENT_ANSWERED_AT)}'
     b'|${DIALEDPEERNUMBER}|${SHARED(CALLFLOW_ACCEPTED_AT)}"\n',
-    b'SET VARIABLE "CALLFLOW_STATUS" "done"\n',
 )
+#: Sent only when the Dial was not answered, as the daemon does.
+DONE = b'SET VARIABLE "CALLFLOW_STATUS" "done"\n'
 
 
 async def _command(
@@ -41,7 +43,9 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
     try:
         await reader.readuntil(b"\n\n")
         for line in COMMANDS:
-            await _command(reader, writer, line)
+            reply = await _command(reader, writer, line)
+        if b"(ANSWER|" not in reply:  # not answered: tell the dialplan we are done
+            await _command(reader, writer, DONE)
         writer.write_eof()
         while await reader.read(65536):
             pass

@@ -337,7 +337,8 @@ class _Call(asyncio.Protocol):
             self.timer = None
             self.gen.in_dial -= 1
             self.gen.holding.discard(self)
-        if self.error is None and not self.done_status:
+        finished = self.done_status or self.model.variables.get("DIALSTATUS") == "ANSWER"
+        if self.error is None and not finished:  # the dialplan would send this call to fallback
             self.error = "reset" if exc is not None else "closed_early"
         if not self.finished.done():
             self.finished.set_result(None)

@@ -329,7 +329,8 @@ async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
     lost = False
     try:
         await call.run(call_facts(start, last))
-        await session.set_variable(contract.VAR_STATUS, contract.STATUS_DONE)
+        if call.dials.answered is None:  # after an answered Dial, DIALSTATUS=ANSWER says it
+            await session.set_variable(contract.VAR_STATUS, contract.STATUS_DONE)
     except AgiError as exc:
         lost = not session.hung_up
         log.warning("call.agi_error", error=str(exc))

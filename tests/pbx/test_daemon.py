@@ -232,11 +232,13 @@ async def test_daemon_absent_falls_back(sandbox, agents, place_call) -> None:
 
 async def test_agent_hangs_up_first(daemon, agents, place_call, cdr) -> None:
     await agents("agent1", answer_after=0.5, talk=2.0)
+    fallback = await agents("fallback", answer_after=0.0)
 
     result = await place_call(ani="2125550100", dnis="8005550001", hold=8)
     call = await cdr(status="completed")
 
     assert result.answered and result.hung_up_by == "pbx"
+    assert fallback.invites == []  # the caller's channel left the dialplan with DIALSTATUS=ANSWER
     assert call["hangup_by"] == "agent"
     assert call["talk_seconds"] == pytest.approx(2.0, abs=0.5)
 
