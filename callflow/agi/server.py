@@ -13,6 +13,7 @@ from structlog.contextvars import bound_contextvars
 
 from callflow.agi.protocol import IncompleteHeader, ProtocolError
 from callflow.agi.session import (
+    AgiConnection,
     AgiDisconnected,
     AgiHangup,
     AgiSession,
@@ -55,6 +56,7 @@ class AgiServer:
         self._port = port
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pending: dict[AgiConnection, asyncio.TimerHandle] = {}
         self._stopping = False
 
     @property
@@ -67,7 +69,7 @@ class AgiServer:
     @property
     def active(self) -> int:
         """Number of connections currently being served (header phase included)."""
-        return len(self._tasks)
+        return len(self._tasks) + len(self._pending)
 
     @property
     def serving(self) -> bool:
@@ -79,8 +81,9 @@ class AgiServer:
         if self._server is not None:
             raise RuntimeError("AgiServer already started")
         self._stopping = False
-        self._server = await asyncio.start_server(
-            self._on_connect, self.host, self._port, backlog=self.backlog
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._new_connection, self.host, self._port, backlog=self.backlog
         )
         log.info("agi.server.started", host=self.host, port=self.port)
 
@@ -93,8 +96,13 @@ class AgiServer:
         server.close()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
-        while self._tasks and (remaining := deadline - loop.time()) > 0:
-            await asyncio.wait(set(self._tasks), timeout=remaining)
+        while (self._tasks or self._pending) and (remaining := deadline - loop.time()) > 0:
+            if self._tasks:  # headers still arriving become calls: look again soon
+                await asyncio.wait(set(self._tasks), timeout=min(remaining, 0.05))
+            else:
+                await asyncio.sleep(min(remaining, 0.05))
+        for conn in list(self._pending):
+            self._drop(conn)
         leftovers = set(self._tasks)
         for task in leftovers:
             task.cancel()
@@ -121,46 +129,45 @@ class AgiServer:
         """Stop the server."""
         await self.stop()
 
-    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Serve one connection; every failure stays inside it."""
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            if self._stopping:
-                return
-            session = await self._accept(reader, writer)
-            if session is not None:
-                await self._serve(session)
-        except asyncio.CancelledError:
-            # Cancelled by stop() after the grace period.  End normally: Python 3.11's
-            # start_server callback calls task.exception() and would log a cancelled task.
-            log.info("agi.connection.cancelled")
-        except Exception:
-            log.exception("agi.connection.error")
-        finally:
-            self._tasks.discard(task)
-            writer.close()
+    def _new_connection(self) -> AgiConnection:
+        """A protocol for a new connection, dropped if no header comes within header_timeout."""
+        conn = AgiConnection(self._header_received, self._not_agi)
+        loop = asyncio.get_running_loop()
+        self._pending[conn] = loop.call_later(self.header_timeout, self._header_late, conn)
+        return conn
 
-    async def _accept(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> AgiSession | None:
-        """Read the header, returning None (and logging) for a peer that is not speaking AGI."""
-        peer = writer.get_extra_info("peername")
-        try:
-            return await AgiSession.accept(
-                reader,
-                writer,
-                header_timeout=self.header_timeout,
-                command_timeout=self.command_timeout,
-            )
-        except (IncompleteHeader, AgiDisconnected) as exc:
+    def _header_received(self, conn: AgiConnection) -> None:
+        """The header is complete: serve the call in its own task."""
+        timer = self._pending.pop(conn, None)
+        if timer is not None:
+            timer.cancel()
+        session = AgiSession(conn, command_timeout=self.command_timeout)
+        task = asyncio.get_running_loop().create_task(self._serve(session))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _not_agi(self, conn: AgiConnection, exc: ProtocolError) -> None:
+        """The peer sent something other than an AGI header, or left before finishing it."""
+        peer = _peer(conn)
+        if isinstance(exc, IncompleteHeader):
             log.debug("agi.header.eof", peer=peer, error=str(exc))
-        except AgiTimeout as exc:
-            log.warning("agi.header.timeout", peer=peer, error=str(exc))
-        except ProtocolError as exc:
+        else:
             log.warning("agi.header.invalid", peer=peer, error=str(exc))
-        return None
+        self._drop(conn)
+
+    def _header_late(self, conn: AgiConnection) -> None:
+        """No complete header in time."""
+        if conn in self._pending:
+            log.warning("agi.header.timeout", peer=_peer(conn), timeout=self.header_timeout)
+            self._drop(conn)
+
+    def _drop(self, conn: AgiConnection) -> None:
+        """Forget a connection that never became a call, and close it."""
+        timer = self._pending.pop(conn, None)
+        if timer is not None:
+            timer.cancel()
+        if conn.transport is not None:
+            conn.transport.abort()
 
     async def _serve(self, session: AgiSession) -> None:
         """Run the routed handler with the call's uniqueid bound to the log context."""
@@ -173,8 +180,10 @@ class AgiServer:
                 else:
                     await handler(session)
             except asyncio.CancelledError:
+                # Cancelled by stop() after the grace period: end the task normally.
                 session.abort()
-                raise
+                log.info("agi.connection.cancelled")
+                return
             except AgiHangup as exc:
                 log.info("agi.handler.hangup", error=str(exc))
             except AgiDisconnected as exc:
@@ -183,4 +192,12 @@ class AgiServer:
                 log.warning("agi.handler.timeout", error=str(exc))
             except Exception:
                 log.exception("agi.handler.error")
-            await session.close()
+            try:
+                await session.close()
+            except asyncio.CancelledError:
+                session.abort()  # stop() after the grace period
+
+
+def _peer(conn: AgiConnection) -> object:
+    """The peer's address, for logs."""
+    return conn.transport.get_extra_info("peername") if conn.transport is not None else None

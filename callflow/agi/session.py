@@ -1,12 +1,13 @@
-"""One FastAGI connection over asyncio streams, with exactly one command in flight."""
+"""One FastAGI connection as an asyncio protocol, with exactly one command in flight."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
+import socket
 from collections import deque
-from typing import Final
+from collections.abc import Awaitable, Callable
+from typing import Final, cast
 
 from callflow.agi.protocol import (
     HangupNotice,
@@ -22,15 +23,13 @@ from callflow.agi.protocol import (
 __all__ = [
     "DEFAULT",
     "AgiCommandError",
+    "AgiConnection",
     "AgiDisconnected",
     "AgiError",
     "AgiHangup",
     "AgiSession",
     "AgiTimeout",
 ]
-
-_READ_SIZE = 64 * 1024
-
 
 class _Default(enum.Enum):
     """Sentinel type meaning "use the session's default command timeout"."""
@@ -69,28 +68,138 @@ class AgiCommandError(AgiError):
         self.reply = reply
 
 
+class AgiConnection(asyncio.Protocol):
+    """The transport side of one FastAGI connection: bytes parsed as they arrive, one waiter woken.
+
+    The header parser runs until the blank line, then the reply parser; parsed events queue up
+    in ``events`` for the session. ``on_header`` is called once with the connection when the
+    header is complete, ``on_error`` when the peer is not speaking AGI before that.
+    """
+
+    def __init__(
+        self,
+        on_header: Callable[[AgiConnection], None] | None = None,
+        on_error: Callable[[AgiConnection, ProtocolError], None] | None = None,
+    ) -> None:
+        """Create the protocol; asyncio calls connection_made with the transport."""
+        self.transport: asyncio.Transport | None = None
+        self.header: Header | None = None
+        self.events: deque[ReplyEvent] = deque()
+        self.error: ProtocolError | None = None
+        self.eof = False
+        self._on_header = on_header
+        self._on_error = on_error
+        self._header_parser: HeaderParser | None = HeaderParser()
+        self._replies = ReplyParser()
+        self._waiter: asyncio.Future[None] | None = None
+        self._writable: asyncio.Future[None] | None = None
+        self._paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport."""
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        """Parse the bytes (header first, then replies) and wake the waiter."""
+        if self.error is not None:
+            return
+        try:
+            parser = self._header_parser
+            if parser is not None:
+                header = parser.feed(data)
+                if header is None:
+                    return
+                self.header, data = header, parser.trailing
+                self._header_parser = None
+                if data:
+                    self.events.extend(self._replies.feed(data))
+                if self._on_header is not None:
+                    self._on_header(self)
+            else:
+                self.events.extend(self._replies.feed(data))
+        except ProtocolError as exc:
+            self.error = exc
+            if self.header is None and self._on_error is not None:
+                self._on_error(self, exc)
+        self.wake()
+
+    def eof_received(self) -> bool:
+        """Note the peer's EOF; keep the transport so the session closes it."""
+        self.eof = True
+        if self.header is None and self._header_parser is not None:
+            try:
+                self._header_parser.eof()
+            except ProtocolError as exc:  # IncompleteHeader: a quiet disconnect
+                self.error = exc
+                if self._on_error is not None:
+                    self._on_error(self, exc)
+        self.wake()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The connection is gone: wake everyone waiting."""
+        if not self.eof:
+            self.eof_received()
+        writable, self._writable = self._writable, None
+        if writable is not None and not writable.done():
+            writable.set_result(None)
+
+    def pause_writing(self) -> None:
+        """The socket's send buffer is full."""
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        """The socket's send buffer drained."""
+        self._paused = False
+        writable, self._writable = self._writable, None
+        if writable is not None and not writable.done():
+            writable.set_result(None)
+
+    def write(self, data: bytes) -> Awaitable[None] | None:
+        """Write bytes; return something to await only when the peer is not reading."""
+        assert self.transport is not None
+        self.transport.write(data)
+        if not self._paused or self.transport.is_closing():
+            return None
+        if self._writable is None:
+            self._writable = asyncio.get_running_loop().create_future()
+        return self._writable
+
+    async def wait(self) -> None:
+        """Wait until more events, an error or EOF arrive."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+    def wake(self) -> None:
+        """Wake the waiter, if any."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
 class AgiSession:
     """A FastAGI conversation: the parsed header plus a strictly sequential command channel."""
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        header: Header,
+        connection: AgiConnection,
         *,
-        trailing: bytes = b"",
         command_timeout: float | None = 10.0,
         close_timeout: float = 1.0,
     ) -> None:
-        """Wrap streams whose header has already been read; ``trailing`` is what followed it."""
-        self.header = header
+        """Wrap a connection whose header is complete."""
+        assert connection.header is not None and connection.transport is not None
+        self.header: Header = connection.header
         self.hung_up = False
         self.command_timeout = command_timeout
         self.close_timeout = close_timeout
-        self._reader = reader
-        self._writer = writer
-        self._parser = ReplyParser()
-        self._events: deque[ReplyEvent] = deque(self._parser.feed(trailing))
+        self._conn = connection
+        self._transport = connection.transport
+        self._events = connection.events
         self._lock = asyncio.Lock()
         self._closed = False
         self._expired = False
@@ -98,29 +207,27 @@ class AgiSession:
     @classmethod
     async def accept(
         cls,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        sock: socket.socket,
         *,
         header_timeout: float | None = 5.0,
         command_timeout: float | None = 10.0,
     ) -> AgiSession:
-        """Read the header from a fresh connection (raises IncompleteHeader, ProtocolError...)."""
-        parser = HeaderParser()
-        header: Header | None = None
+        """Read the header from an accepted socket (raises IncompleteHeader, ProtocolError...)."""
+        loop = asyncio.get_running_loop()
+        transport, conn = await loop.connect_accepted_socket(AgiConnection, sock)
         try:
             async with asyncio.timeout(header_timeout):
-                while header is None:
-                    data = await reader.read(_READ_SIZE)
-                    if not data:
-                        parser.eof()
-                    header = parser.feed(data)
+                while conn.header is None:
+                    if conn.error is not None:
+                        raise conn.error
+                    await conn.wait()
         except TimeoutError:
+            transport.abort()
             raise AgiTimeout(f"no complete AGI header within {header_timeout}s") from None
-        except ConnectionError as exc:
-            raise AgiDisconnected(f"connection lost while reading the header: {exc}") from exc
-        return cls(
-            reader, writer, header, trailing=parser.trailing, command_timeout=command_timeout
-        )
+        except BaseException:
+            transport.abort()
+            raise
+        return cls(conn, command_timeout=command_timeout)
 
     @property
     def closed(self) -> bool:
@@ -140,10 +247,9 @@ class AgiSession:
             if limit is not None:
                 timer = asyncio.get_running_loop().call_later(limit, self._expire)
             try:
-                writer = self._writer
-                writer.write(line)
-                if writer.transport.get_write_buffer_size():
-                    await writer.drain()  # only when the socket did not take it all at once
+                blocked = self._conn.write(line)
+                if blocked is not None:
+                    await blocked  # only when Asterisk is not reading
                 return await self._read_final()
             except (AgiDisconnected, ConnectionError) as exc:
                 self.abort()
@@ -173,19 +279,21 @@ class AgiSession:
 
     async def _read_final(self) -> Reply:
         """Read events until a final reply, noting HANGUP lines and skipping 100 Trying."""
+        conn, events = self._conn, self._events
         while True:
-            while self._events:
-                event = self._events.popleft()
+            while events:
+                event = events.popleft()
                 if isinstance(event, HangupNotice):
                     self.hung_up = True
                 elif event.code != 100:
                     if event.code == 511:
                         self.hung_up = True
                     return event
-            data = await self._reader.read(_READ_SIZE)
-            if not data:
+            if conn.error is not None:
+                raise conn.error
+            if conn.eof or self._closed:
                 raise AgiDisconnected("Asterisk closed the AGI connection")
-            self._events.extend(self._parser.feed(data))
+            await conn.wait()
 
     def _check(self, reply: Reply) -> Reply:
         """Return a 200 reply; raise AgiHangup for 511 and AgiCommandError for the rest."""
@@ -276,34 +384,24 @@ class AgiSession:
     def abort(self) -> None:
         """Drop the connection at once (the conversation can no longer be trusted)."""
         self._closed = True
-        self._writer.transport.abort()
+        self._transport.abort()
+        self._conn.wake()
 
     async def close(self) -> None:
         """Half-close, absorb Asterisk's final HANGUP line until EOF (briefly), then close."""
         if self._closed:
             return
         self._closed = True
-        writer = self._writer
+        transport, conn = self._transport, self._conn
         try:
-            if not self._lock.locked() and not writer.is_closing():
-                if writer.can_write_eof():
-                    writer.write_eof()
+            if not self._lock.locked() and not transport.is_closing():
+                if transport.can_write_eof():
+                    transport.write_eof()
                 async with asyncio.timeout(self.close_timeout):
-                    await self._drain_to_eof()
+                    while not conn.eof and conn.error is None:
+                        await conn.wait()
         except (OSError, TimeoutError):
             pass
         finally:
-            writer.close()
-            with contextlib.suppress(OSError, TimeoutError):
-                async with asyncio.timeout(self.close_timeout):
-                    await writer.wait_closed()
-
-    async def _drain_to_eof(self) -> None:
-        """Read and discard until EOF, still noting a HANGUP line."""
-        while data := await self._reader.read(_READ_SIZE):
-            try:
-                events = self._parser.feed(data)
-            except ProtocolError:
-                return
-            if any(isinstance(event, HangupNotice) for event in events):
-                self.hung_up = True
+            self._note_stale_events()
+            transport.close()

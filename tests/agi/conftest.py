@@ -28,11 +28,10 @@ def header_bytes() -> bytes:
 async def agi_pair() -> AsyncIterator[tuple[AgiSession, FakeAsterisk]]:
     """An AgiSession and its FakeAsterisk peer, joined by a socketpair."""
     left, right = socket.socketpair()
-    s_reader, s_writer = await asyncio.open_connection(sock=left)
     f_reader, f_writer = await asyncio.open_connection(sock=right)
     fake = FakeAsterisk(f_reader, f_writer)
     await fake.send(HEADER)
-    session = await AgiSession.accept(s_reader, s_writer, command_timeout=2.0)
+    session = await AgiSession.accept(left, command_timeout=2.0)
     session.close_timeout = 0.2
     yield session, fake
     session.abort()

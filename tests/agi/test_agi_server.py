@@ -169,6 +169,36 @@ async def test_graceful_stop_waits_for_call_in_progress(servers: list[AgiServer]
     assert server.active == 0
 
 
+async def test_header_arriving_during_stop_is_served(servers: list[AgiServer]) -> None:
+    served: list[str | None] = []
+
+    async def inbound(session: AgiSession) -> None:
+        served.append(session.header.uniqueid)
+
+    server = await serve(servers, {"/inbound": inbound})
+    header = build_header()
+    fake = await FakeAsterisk.connect(server.port, header[:50])
+    await until(lambda: server.active == 1)
+    stopping = asyncio.create_task(server.stop(grace=5))
+    await asyncio.sleep(0.1)
+    await fake.send(header[50:])  # Asterisk was mid-header when the daemon began stopping
+    assert await fake.read_to_eof() == b""
+    async with asyncio.timeout(2):
+        await stopping
+    assert served == ["1732280000.1"]
+    fake.close()
+
+
+async def test_half_sent_header_is_dropped_at_the_end_of_grace(servers: list[AgiServer]) -> None:
+    server = await serve(servers, {"/inbound": lambda session: asyncio.sleep(0)})
+    fake = await FakeAsterisk.connect(server.port, b"agi_network: yes\n")
+    await until(lambda: server.active == 1)
+    async with asyncio.timeout(2):
+        await server.stop(grace=0.1)
+    assert await fake.read_to_eof() == b"" and server.active == 0
+    fake.close()
+
+
 async def test_stop_cancels_calls_after_grace(servers: list[AgiServer]) -> None:
     cancelled = asyncio.Event()
 

@@ -218,10 +218,9 @@ async def test_close_does_not_wait_forever_for_peer(agi_pair: Pair) -> None:
 
 async def test_accept_with_reply_bytes_in_header_packet() -> None:
     left, right = socket.socketpair()
-    s_reader, s_writer = await asyncio.open_connection(sock=left)
     _, f_writer = await asyncio.open_connection(sock=right)
     f_writer.write(HEADER + b"HANGUP\n")
-    session = await AgiSession.accept(s_reader, s_writer)
+    session = await AgiSession.accept(left)
     f_writer.write(b"200 result=0\n")
     assert await session.get_variable("X") is None
     assert session.hung_up
@@ -232,21 +231,17 @@ async def test_accept_with_reply_bytes_in_header_packet() -> None:
 @pytest.mark.parametrize("data", [b"", b"agi_network: yes\n"])
 async def test_accept_early_eof(data: bytes) -> None:
     left, right = socket.socketpair()
-    s_reader, s_writer = await asyncio.open_connection(sock=left)
     _, f_writer = await asyncio.open_connection(sock=right)
     f_writer.write(data)
     f_writer.close()
     with pytest.raises(IncompleteHeader):
-        await AgiSession.accept(s_reader, s_writer)
-    s_writer.close()
+        await AgiSession.accept(left)
 
 
 async def test_accept_header_timeout() -> None:
     left, right = socket.socketpair()
-    s_reader, s_writer = await asyncio.open_connection(sock=left)
     _, f_writer = await asyncio.open_connection(sock=right)
     f_writer.write(b"agi_network: yes\n")
     with pytest.raises(AgiTimeout):
-        await AgiSession.accept(s_reader, s_writer, header_timeout=0.05)
-    s_writer.close()
+        await AgiSession.accept(left, header_timeout=0.05)
     f_writer.close()
