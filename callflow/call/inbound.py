@@ -353,6 +353,7 @@ async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
         return
     if lost and end.disposition != ANSWERED:
         end = replace(end, disposition=UNKNOWN, hangup_by=None)
+    await session.close()  # Asterisk gets its channel back now, not after the CDR commit
     await ctx.store.finish_call(end)
     if ctx.billing is not None:
         await _bill(ctx.billing, start, end, call.dials.answered)
