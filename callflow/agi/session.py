@@ -31,6 +31,7 @@ __all__ = [
     "AgiTimeout",
 ]
 
+
 class _Default(enum.Enum):
     """Sentinel type meaning "use the session's default command timeout"."""
 
