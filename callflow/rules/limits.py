@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 from callflow.config import Caps, Group, Target, zone
@@ -15,9 +19,39 @@ __all__ = ["Limits", "PeriodKey", "period_keys"]
 PeriodKey = tuple[int, ...]
 
 
-def period_keys(tz: ZoneInfo, ts: float) -> dict[str, PeriodKey]:
+def period_keys(tz: ZoneInfo, ts: float) -> Mapping[str, PeriodKey]:
     """Return the hourly, daily, monthly and total period keys of an instant in a zone."""
-    local = datetime.fromtimestamp(ts, tz)
+    slot = math.floor(ts / _SLOT)
+    into = ts - slot * _SLOT
+    if 1e-5 < into < _SLOT - 1e-5:  # datetime rounds to microseconds: edges are exact below
+        try:
+            return _slot_keys(tz, slot)
+        except _SlotSplit:
+            pass
+    return _keys(datetime.fromtimestamp(ts, tz))
+
+
+#: UTC offsets (and DST changes) fall on quarter hours, so a quarter hour has one set of keys.
+_SLOT = 900
+
+
+class _SlotSplit(Exception):
+    """The zone's offset changes inside the slot (or is not whole quarter hours)."""
+
+
+@functools.lru_cache(maxsize=8192)
+def _slot_keys(tz: ZoneInfo, slot: int) -> Mapping[str, PeriodKey]:
+    """The period keys shared by every instant of a quarter-hour slot (raises _SlotSplit)."""
+    start = datetime.fromtimestamp(slot * _SLOT, tz)
+    last = datetime.fromtimestamp(slot * _SLOT + _SLOT - 1, tz)
+    offset = start.utcoffset()
+    if offset != last.utcoffset() or offset is None or offset.total_seconds() % _SLOT:
+        raise _SlotSplit
+    return MappingProxyType(_keys(start))
+
+
+def _keys(local: datetime) -> dict[str, PeriodKey]:
+    """The period keys of a local time."""
     return {
         # fold tells the two 01:00 hours of a fall-back night apart.
         "hourly": (local.year, local.month, local.day, local.hour, local.fold),

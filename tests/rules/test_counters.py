@@ -101,6 +101,28 @@ def test_the_two_fall_back_hours_are_two_hourly_periods() -> None:
     assert first["daily"] == second["daily"]
 
 
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(["America/New_York", "Asia/Kathmandu", "Australia/Lord_Howe", "UTC",
+                     "Europe/London", "America/St_Johns", "Pacific/Chatham"]),
+    st.one_of(
+        st.floats(min_value=-2e9, max_value=4e9, allow_nan=False),
+        # around New York's 2025 fall-back and spring-forward instants
+        st.floats(min_value=1762059600 - 7200, max_value=1762059600 + 7200),
+        st.floats(min_value=1741503600 - 7200, max_value=1741503600 + 7200),
+    ),
+)
+def test_cached_period_keys_equal_the_local_time(tz: str, when: float) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    local = datetime.fromtimestamp(when, ZoneInfo(tz))
+    keys = period_keys(ZoneInfo(tz), when)
+    assert keys["hourly"] == (local.year, local.month, local.day, local.hour, local.fold)
+    assert keys["daily"] == (local.year, local.month, local.day)
+    assert keys["monthly"] == (local.year, local.month) and keys["total"] == ()
+
+
 def test_monthly_cap_resets_at_month_start_in_the_targets_zone() -> None:
     config = capped("{monthly: {max: 1, on: dialed}}", ", timezone: America/Los_Angeles")
     counters = Counters(config)
