@@ -77,14 +77,14 @@ class Header:
         raw_script = env.get("agi_network_script", "")
         path, _, qs = raw_script.partition("?")
         script = "/" + path.strip("/")
-        query = dict(parse_qsl(qs, keep_blank_values=True, encoding=_ENCODING, errors=_ERRORS))
+        query = _parse_query(qs)
         numbered = sorted(
             (int(m.group(1)), value)
             for key, value in env.items()
             if key.startswith("agi_arg_") and (m := _ARG_RE.match(key)) is not None
         )
         return cls(
-            env=MappingProxyType(dict(env)),
+            env=MappingProxyType(env if isinstance(env, _OwnedEnv) else dict(env)),
             script=script,
             query=MappingProxyType(query),
             args=tuple(value for _, value in numbered),
@@ -132,6 +132,22 @@ class Header:
         return self.get("context")
 
 
+class _OwnedEnv(dict[str, str]):
+    """A header parser's own env dict: handed to the Header without a defensive copy."""
+
+
+def _parse_query(qs: str) -> dict[str, str]:
+    """Parse the script's query string (``%`` and ``+`` decoded as urllib does)."""
+    if "%" in qs or "+" in qs or ";" in qs:
+        return dict(parse_qsl(qs, keep_blank_values=True, encoding=_ENCODING, errors=_ERRORS))
+    query: dict[str, str] = {}
+    for pair in qs.split("&"):
+        if pair:
+            key, _, value = pair.partition("=")
+            query[key] = value
+    return query
+
+
 def _blank_line(buf: bytearray) -> tuple[int, int] | None:
     """Where the header's blank line starts and where the bytes after it begin, if it came."""
     if buf.startswith(b"\n"):
@@ -156,7 +172,7 @@ class HeaderParser:
         self._buf = bytearray()
         self._scanned = 0
         self._size = 0
-        self._env: dict[str, str] = {}
+        self._env: dict[str, str] = _OwnedEnv()
         self._header: Header | None = None
         self.trailing = b""
 
@@ -275,12 +291,15 @@ class Reply:
         if tail.startswith("(") and close > 0:
             data = tail[1:close]
             tail = tail[close + 1 :]
-        extras = {}
-        for word in tail.split():
-            key, sep, value = word.partition("=")
-            if sep and key:
-                extras[key] = value
-        return cls(code=code, result=result, data=data, extras=MappingProxyType(extras), text=text)
+        extras = _EMPTY
+        if tail:
+            found = {}
+            for word in tail.split():
+                key, sep, value = word.partition("=")
+                if sep and key:
+                    found[key] = value
+            extras = MappingProxyType(found) if found else _EMPTY
+        return cls(code=code, result=result, data=data, extras=extras, text=text)
 
 
 @dataclass(frozen=True, slots=True)

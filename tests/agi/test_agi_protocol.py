@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from urllib.parse import parse_qsl
 
 import pytest
 from hypothesis import given, settings
@@ -20,6 +21,7 @@ from callflow.agi import (
     format_command,
 )
 from callflow.agi.fake import HEADER, build_header
+from callflow.agi.protocol import _parse_query
 
 
 def parse_header(data: bytes) -> Header:
@@ -509,3 +511,9 @@ def test_reply_parser_fuzz(data: bytes, cuts: list[int]) -> None:
                 assert isinstance(event, Reply | HangupNotice)
     except ProtocolError:
         pass
+
+
+@given(st.text(alphabet="ab=&%+;2F1 é", max_size=30))
+def test_query_parsing_matches_urllib(qs: str) -> None:
+    expected = dict(parse_qsl(qs, keep_blank_values=True, errors="surrogateescape"))
+    assert _parse_query(qs) == expected
