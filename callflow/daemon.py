@@ -28,6 +28,9 @@ from callflow.events.hub import EventHub
 from callflow.rules import Counters
 from callflow.store import CdrStore
 
+#: Young-generation thresholds of the garbage collector while serving (CPython's are 700, 10, 10).
+GC_THRESHOLDS = (20_000, 50, 100)
+
 log = structlog.get_logger("callflow.daemon")
 
 CURSORS_KEY = "round_robin_cursors"
@@ -64,6 +67,7 @@ class Daemon:
         self._server: AgiServer | None = None
         self._ami: Ami | None = None
         self._reconciler: Reconciler | None = None
+        self._gc_thresholds: tuple[int, int, int] | None = None
         self._events: EventHub | None = None
         self._billing: Billing | None = None
         self._directory: dict[str, Contact] = {}
@@ -140,6 +144,10 @@ class Daemon:
             default=_unknown_script,
         )
         gc.freeze()  # what start-up built (rules, indexes, caches) is never walked by full GCs
+        # A call's objects live for the whole call: collecting every 700 allocations walked them
+        # over and over (about 300 ms per 3,000 bench calls; 65 ms at these thresholds).
+        self._gc_thresholds = gc.get_threshold()
+        gc.set_threshold(*GC_THRESHOLDS)
         await self._server.start()
         self._spawn(self._housekeeping, o.housekeeping_interval)
         if o.watch_interval > 0:
@@ -266,6 +274,10 @@ class Daemon:
             self._save_cursors()
             await self._store.close()
             self._store = None
+        if self._gc_thresholds is not None:
+            gc.set_threshold(*self._gc_thresholds)
+            gc.unfreeze()
+            self._gc_thresholds = None
         log.info("daemon.stopped")
 
     async def serve_forever(self) -> None:

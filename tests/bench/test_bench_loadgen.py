@@ -104,6 +104,22 @@ async def test_against_the_floor_open_and_closed_loop() -> None:
         await server.wait_closed()
 
 
+async def test_daemon_tunes_the_collector_while_serving_and_restores_it(tmp_path: Path) -> None:
+    import gc
+
+    from callflow.daemon import GC_THRESHOLDS
+
+    before = gc.get_threshold()
+    config = write_config(tmp_path / "rules.yaml", numbers=1, targets=1)
+    daemon = Daemon(DaemonOptions(config=config, database=tmp_path / "cdr.sqlite", port=0))
+    await daemon.start()
+    try:
+        assert gc.get_threshold() == GC_THRESHOLDS and gc.get_freeze_count() > 0
+    finally:
+        await daemon.stop()
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
 @pytest.mark.parametrize("hangups", [False, True])
 async def test_against_the_daemon_every_call_gets_a_cdr(tmp_path: Path, hangups: bool) -> None:
     config = write_config(tmp_path / "rules.yaml", numbers=10, targets=10)
