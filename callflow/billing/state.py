@@ -90,6 +90,11 @@ class BillingState:
         # ("buyer", name, ani) / ("campaign", name, ani) -> latest conversion
         self._last: dict[tuple[str, str, str], PriorConversion] = {}
 
+    @property
+    def idle(self) -> bool:
+        """Whether there is nothing to bill: no buyers, no publishers, no holds."""
+        return not (self.billing.buyers or self.billing.publishers or self._holds)
+
     def reconfigure(self, billing: Config | BillingConfig) -> None:
         """Take new buyers and publishers (hot reload); totals, holds and memory are kept."""
         self.billing = BillingConfig.of(billing)

@@ -340,9 +340,8 @@ async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
     end = call_end(
         start.uniqueid, call.dials.attempts, session.hung_up, ctx.clock(), reason,
         no_attempt=call.no_attempt, ivr_digits=";".join(call.entered) or None,
-        recording_path=call.recording,
+        recording_path=call.recording, zip=call.zip,
     )  # fmt: skip
-    end = replace(end, zip=call.zip)
     if lost and ctx.billing is not None:
         ctx.billing.state.release(start.uniqueid)
     if lost and ctx.reconciler is not None:
@@ -355,7 +354,7 @@ async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
         end = replace(end, disposition=UNKNOWN, hangup_by=None)
     await session.close()  # Asterisk gets its channel back now, not after the CDR commit
     await ctx.store.finish_call(end)
-    if ctx.billing is not None:
+    if ctx.billing is not None and not ctx.billing.state.idle:
         await _bill(ctx.billing, start, end, call.dials.answered)
     _after(ctx, start, end)
     log.info(

@@ -27,6 +27,7 @@ def call_end(
     no_attempt: str = FAILED,
     ivr_digits: str | None = None,
     recording_path: str | None = None,
+    zip: str | None = None,
 ) -> CallEnd:
     """The CDR's final fields; ``no_attempt`` is the disposition when nothing was dialled."""
     answered = next((a for a in attempts if a.result == "ANSWER"), None)
@@ -57,6 +58,7 @@ def call_end(
         route_reason=json.dumps(reason, separators=(",", ":")),
         dialstatus=last.result if last else None,
         recording_path=recording_path,
+        zip=zip,
     )
 
 

@@ -217,3 +217,17 @@ def test_caps_are_never_exceeded_under_interleaving(steps: list[tuple[object, ..
         else:
             assert period != "daily" or revenue <= 5000
             assert period != "monthly" or conversions <= 9
+
+
+def test_idle_only_without_accounts_and_holds() -> None:
+    assert BillingState(config_of("")).idle  # the daemon skips billing these calls
+    state = BillingState(CONFIG)
+    assert not state.idle
+    state.reconfigure(config_of(""))
+    assert state.idle
+    live = BillingState(CONFIG)
+    assert live.reserve("a1", "x", T0) is None
+    live.reconfigure(config_of(""))  # buyers removed while a call holds a reservation
+    assert not live.idle
+    live.release("x")
+    assert live.idle
