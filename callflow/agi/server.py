@@ -57,6 +57,7 @@ class AgiServer:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._pending: dict[AgiConnection, asyncio.TimerHandle] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
 
     @property
@@ -81,7 +82,7 @@ class AgiServer:
         if self._server is not None:
             raise RuntimeError("AgiServer already started")
         self._stopping = False
-        loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             self._new_connection, self.host, self._port, backlog=self.backlog
         )
@@ -131,8 +132,9 @@ class AgiServer:
 
     def _new_connection(self) -> AgiConnection:
         """A protocol for a new connection, dropped if no header comes within header_timeout."""
-        conn = AgiConnection(self._header_received, self._not_agi)
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None
+        conn = AgiConnection(self._header_received, self._not_agi, loop)
         self._pending[conn] = loop.call_later(self.header_timeout, self._header_late, conn)
         return conn
 
@@ -142,7 +144,7 @@ class AgiServer:
         if timer is not None:
             timer.cancel()
         session = AgiSession(conn, command_timeout=self.command_timeout)
-        task = asyncio.get_running_loop().create_task(self._serve(session))
+        task = conn.loop.create_task(self._serve(session))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -81,8 +81,11 @@ class AgiConnection(asyncio.Protocol):
         self,
         on_header: Callable[[AgiConnection], None] | None = None,
         on_error: Callable[[AgiConnection, ProtocolError], None] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        """Create the protocol; asyncio calls connection_made with the transport."""
+        """Create the protocol (in the loop that runs it); asyncio calls connection_made."""
+        # Kept: on Python 3.11 every asyncio.get_running_loop() is a getpid() system call.
+        self.loop = loop if loop is not None else asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.header: Header | None = None
         self.events: deque[ReplyEvent] = deque()
@@ -163,12 +166,12 @@ class AgiConnection(asyncio.Protocol):
         if not self._paused or self.transport.is_closing():
             return None
         if self._writable is None:
-            self._writable = asyncio.get_running_loop().create_future()
+            self._writable = self.loop.create_future()
         return self._writable
 
     async def wait(self) -> None:
         """Wait until more events, an error or EOF arrive."""
-        waiter = asyncio.get_running_loop().create_future()
+        waiter = self.loop.create_future()
         self._waiter = waiter
         try:
             await waiter
@@ -246,7 +249,7 @@ class AgiSession:
             # A plain timer that drops the connection is much cheaper than asyncio.timeout().
             timer = None
             if limit is not None:
-                timer = asyncio.get_running_loop().call_later(limit, self._expire)
+                timer = self._conn.loop.call_later(limit, self._expire)
             try:
                 blocked = self._conn.write(line)
                 if blocked is not None:
@@ -394,15 +397,22 @@ class AgiSession:
             return
         self._closed = True
         transport, conn = self._transport, self._conn
+        late: list[bool] = []
+
+        def expire() -> None:
+            late.append(True)
+            conn.wake()
+
+        timer = conn.loop.call_later(self.close_timeout, expire)
         try:
             if not self._lock.locked() and not transport.is_closing():
                 if transport.can_write_eof():
                     transport.write_eof()
-                async with asyncio.timeout(self.close_timeout):
-                    while not conn.eof and conn.error is None:
-                        await conn.wait()
-        except (OSError, TimeoutError):
+                while not (conn.eof or conn.error is not None or late):
+                    await conn.wait()
+        except OSError:
             pass
         finally:
+            timer.cancel()
             self._note_stale_events()
             transport.close()
