@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from callflow.store.connection import open_writer
+from callflow.store.migrations import CALLER_LINKS_BACKFILL
 from callflow.store.schema import CALL_COLUMNS
 
 #: (area code, state, region, city, country, zone, standard UTC offset in hours, weight)
@@ -612,6 +613,8 @@ def generate(
             conn.execute(INSERT_CALL)
             conn.execute("DELETE FROM temp.gen_call")
             conn.executemany(INSERT_ATTEMPT, attempts)
+        for sql in CALLER_LINKS_BACKFILL:  # what the daemon's writer keeps as it writes
+            conn.execute(sql)
         for _, sql in indexes:
             conn.execute(sql)
         conn.execute("COMMIT")

@@ -27,9 +27,12 @@ __all__ = [
     "IN_PROGRESS",
     "LAST_ANSWERED",
     "LAST_SEEN",
+    "LINK_COLUMNS",
+    "LINK_NEXT_CALL",
     "LOAD_STATE",
     "MARK_UNKNOWN",
     "PRAGMAS",
+    "RELINK_FINISHED",
     "RESOLVE_CALL",
     "SAVE_STATE",
     "SET_RECORDING_BYTES",
@@ -73,9 +76,38 @@ _start_values = attrgetter(*START_COLUMNS)
 _end_values = attrgetter(*END_COLUMNS)
 _attempt_values = attrgetter(*ATTEMPT_COLUMNS)
 
+#: Columns the writer derives (see migration 7): the caller's previous call, next answered call.
+LINK_COLUMNS: Final = ("prev_started_at", "next_answered_at")
+_ANI: Final = f"?{START_COLUMNS.index('ani_e164') + 1}"
+_AT: Final = f"?{START_COLUMNS.index('started_at') + 1}"
 INSERT_CALL: Final = (
-    f"INSERT INTO calls ({', '.join(START_COLUMNS)}, status, updated_at) "
-    f"VALUES ({', '.join('?' * len(START_COLUMNS))}, 'in_progress', ?)"
+    f"INSERT INTO calls ({', '.join(START_COLUMNS)}, status, updated_at, "
+    f"{', '.join(LINK_COLUMNS)}) "
+    f"VALUES ({', '.join(f'?{i + 1}' for i in range(len(START_COLUMNS)))}, 'in_progress', "
+    f"?{len(START_COLUMNS) + 1}, "
+    f"(SELECT max(started_at) FROM calls WHERE ani_e164 = {_ANI} AND started_at <= {_AT}), "
+    f"(SELECT min(started_at) FROM calls WHERE ani_e164 = {_ANI} AND disposition = 'answered' "
+    f"AND started_at > {_AT}))"
+)
+#: After INSERT_CALL (number, started_at): a call written out of order precedes the next one.
+LINK_NEXT_CALL: Final = (
+    "UPDATE calls SET prev_started_at = ?2 WHERE ani_e164 = ?1 AND started_at = ("
+    "SELECT min(n.started_at) FROM calls AS n WHERE n.ani_e164 = ?1 AND n.started_at > ?2) "
+    "AND (prev_started_at IS NULL OR prev_started_at < ?2)"
+)
+#: After a call's disposition is set (uniqueid): the caller's calls since its previous
+#: answered call get their next answered call again (this one, if answered, or a later one).
+RELINK_FINISHED: Final = (
+    "UPDATE calls SET next_answered_at = n.next FROM ("
+    "SELECT c.rowid AS id, (SELECT min(a.started_at) FROM calls AS a "
+    "WHERE a.ani_e164 = c.ani_e164 AND a.disposition = 'answered' "
+    "AND a.started_at > c.started_at) AS next "
+    "FROM calls AS x JOIN calls AS c ON c.ani_e164 = x.ani_e164 "
+    "AND c.started_at < x.started_at AND c.started_at >= coalesce(("
+    "SELECT max(p.started_at) FROM calls AS p WHERE p.ani_e164 = x.ani_e164 "
+    "AND p.disposition = 'answered' AND p.started_at < x.started_at), -1e308) "
+    "WHERE x.uniqueid = ?1) AS n "
+    "WHERE calls.rowid = n.id AND calls.next_answered_at IS NOT n.next"
 )
 INSERT_ATTEMPT: Final = (
     f"INSERT INTO attempts ({quoted(ATTEMPT_COLUMNS)}) "

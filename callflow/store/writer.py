@@ -53,11 +53,14 @@ from callflow.store.schema import (
     INSERT_CALL,
     LAST_ANSWERED,
     LAST_SEEN,
+    LINK_NEXT_CALL,
     LOAD_STATE,
     MARK_UNKNOWN,
+    RELINK_FINISHED,
     RESOLVE_CALL,
     SAVE_STATE,
     SET_RECORDING_BYTES,
+    START_COLUMNS,
     WARM_ANI,
     attempt_params,
     end_params,
@@ -75,6 +78,7 @@ _RECORDING: Final = 3
 _STATE: Final = 4
 _SQL: Final = (INSERT_CALL, INSERT_ATTEMPT, FINISH_CALL, SET_RECORDING_BYTES, SAVE_STATE)
 _KIND: Final = ("start_call", "add_attempt", "finish_call", "set_recording_bytes", "save_state")
+_ANI_AT: Final = (START_COLUMNS.index("ani_e164"), START_COLUMNS.index("started_at"))
 #: Retries of a batch whose transaction failed as a whole, and the first backoff delay.
 _TX_RETRIES: Final = 5
 _TX_BACKOFF: Final = 0.05
@@ -97,6 +101,17 @@ class _Op:
 
 class _CountMismatch(Exception):
     """An UPDATE batch touched fewer rows than it had (some call was never started)."""
+
+
+def _links(kind: int, ops: list[_Op]) -> tuple[str, list[tuple[Any, ...]]] | None:
+    """The statement keeping the caller links exact after these writes (migration 7), if any."""
+    if kind == _START:
+        ani, at = _ANI_AT
+        rows = [(op.params[ani], op.params[at]) for op in ops if op.params[ani]]
+        return (LINK_NEXT_CALL, rows) if rows else None
+    if kind == _FINISH:
+        return RELINK_FINISHED, [(op.uniqueid,) for op in ops]
+    return None
 
 
 def _resolve(future: asyncio.Future[None] | None) -> None:
@@ -356,6 +371,7 @@ class CdrStore:
                     params = [(*end_params(end, now), *extra) for end in resolutions.values()]
                     cur = await conn.executemany(RESOLVE_CALL + extra_sql, params)
                     resolved = max(cur.rowcount, 0)
+                    await conn.executemany(RELINK_FINISHED, [(uid,) for uid in resolutions])
                 kept = json.dumps(sorted(keep))
                 cur = await conn.execute(MARK_UNKNOWN + extra_sql, (now, kept, *extra))
                 unknown = max(cur.rowcount, 0)
@@ -498,6 +514,8 @@ class CdrStore:
                     cur = await conn.executemany(_SQL[kind], [op.params for op in ops])
                     if kind == _FINISH and cur.rowcount != len(ops):
                         raise _CountMismatch(f"{cur.rowcount} of {len(ops)} calls finished")
+                    if links := _links(kind, ops):
+                        await conn.executemany(*links)
             await conn.execute("COMMIT")
         except (sqlite3.Error, _CountMismatch) as exc:
             await self._rollback()
@@ -528,6 +546,8 @@ class CdrStore:
                 outcomes.append(
                     self._reject(op, None) if op.kind == _FINISH and cur.rowcount == 0 else None
                 )
+                if outcomes[-1] is None and (links := _links(op.kind, [op])):
+                    await conn.executemany(*links)
             await conn.execute("COMMIT")
         except BaseException:
             await self._rollback()

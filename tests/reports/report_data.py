@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from callflow.store.connection import open_writer
+from callflow.store.migrations import CALLER_LINKS_BACKFILL
 
 A, B, C = "+12125550001", "+13055550002", "+13125550003"
 PLACES = {
@@ -65,6 +66,8 @@ def insert_call(conn: sqlite3.Connection, **values: Any) -> None:
     conn.execute(
         f"INSERT INTO calls ({cols}) VALUES ({', '.join('?' * len(row))})", list(row.values())
     )
+    for sql in CALLER_LINKS_BACKFILL:  # the caller links, as the daemon's writer keeps them
+        conn.execute(sql)
 
 
 #: Dial-time refusals (route_reason) of some calls: one cap hit and one closed-hours skip.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import sqlite3
 import sys
 from pathlib import Path
@@ -39,6 +40,17 @@ def test_generator_is_deterministic_and_consistent(tmp_path: Path) -> None:
             "AND a.target = c.final_target)"
         ).fetchone()
         assert bad == (0,)
+        # the caller links, as the daemon's writer keeps them (see tests/store)
+        rows = ca.execute(
+            "SELECT ani_e164, started_at, disposition, prev_started_at, next_answered_at "
+            "FROM calls WHERE ani_e164 IS NOT NULL ORDER BY ani_e164, started_at, rowid"
+        ).fetchall()
+    for ani, group in itertools.groupby(rows, key=lambda r: r[0]):
+        calls = list(group)
+        for i, (_, at, _, prev, nxt) in enumerate(calls):
+            assert prev == (calls[i - 1][1] if i else None), ani
+            later = [c[1] for c in calls if c[1] > at and c[2] == "answered"]
+            assert nxt == (min(later) if later else None), ani
     with ReportDb.open(a) as db:
         _, total = summary(db, Filters(), "day", zone("America/Chicago"))
         assert total.calls == 3000 and 0.5 < (total.answer_rate or 0) < 0.9

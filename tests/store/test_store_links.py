@@ -1,0 +1,142 @@
+"""Caller links (schema 7): each call's previous call and next answered call, always exact."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+from cdr_samples import T0, OpenStore, make_end, make_start
+
+from callflow.store import CallEnd
+from callflow.store.migrations import MIGRATIONS, migrate
+
+Row = tuple[str, float, str | None, str | None]  # uniqueid, started_at, number, disposition
+
+
+def _calls(path: Path) -> list[tuple[Any, ...]]:
+    """Every call's (rowid, uniqueid, started_at, number, disposition, prev, next answered)."""
+    with sqlite3.connect(path) as db:
+        return db.execute(
+            "SELECT rowid, uniqueid, started_at, ani_e164, disposition, prev_started_at, "
+            "next_answered_at FROM calls"
+        ).fetchall()
+
+
+def assert_exact(path: Path) -> int:
+    """Check the links against their definition, row by row; return how many rows."""
+    rows = _calls(path)
+    for rowid, uid, at, ani, _, prev, nxt in rows:
+        if ani is None:
+            assert (prev, nxt) == (None, None), uid
+            continue
+        mine = [r for r in rows if r[3] == ani]
+        # previous call in (started_at, rowid) order: ties with a lower rowid come first
+        before = [r[2] for r in mine if (r[2], r[0]) < (at, rowid)]
+        answered = [r[2] for r in mine if r[2] > at and r[4] == "answered"]
+        assert prev == (max(before) if before else None), uid
+        assert nxt == (min(answered) if answered else None), uid
+    return len(rows)
+
+
+def _v6(path: Path) -> sqlite3.Connection:
+    """A database at schema 6 (before the links), open for direct SQL."""
+
+    async def make() -> None:
+        async with aiosqlite.connect(path) as conn:
+            await migrate(conn, MIGRATIONS[:6])
+
+    asyncio.run(make())
+    return sqlite3.connect(path, isolation_level=None)
+
+
+def _raw_insert(db: sqlite3.Connection, uid: str, at: float, ani: str | None, disp: str) -> None:
+    """A calls row as an older callflow wrote it."""
+    db.execute(
+        "INSERT INTO calls (uniqueid, linkedid, channel, started_at, ani_raw, ani_e164, "
+        "ani_valid, ani_anonymous, dnis, number_known, repeat_caller, node, status, updated_at, "
+        "disposition) VALUES (?, ?, 'c', ?, 'x', ?, 1, 0, 'd', 1, 0, 'n', 'completed', 0, ?)",
+        (uid, uid, at, ani, disp),
+    )
+
+
+def _history(seed: int, n: int = 120) -> list[Row]:
+    """Calls from a few numbers (repeat callers, ties, anonymous), in shuffled order."""
+    rng = random.Random(seed)
+    numbers = ["+12125550001", "+12125550002", "+13125550003", None]
+    rows = [
+        (
+            f"u{i}",
+            T0 + rng.randint(0, 40) * 60.0,  # coarse times: many ties
+            rng.choice(numbers),
+            rng.choice(["answered", "answered", "busy", "no-answer", "abandoned"]),
+        )
+        for i in range(n)
+    ]
+    rng.shuffle(rows)
+    return rows
+
+
+def test_migration_backfills_exact_links(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    db = _v6(path)
+    for row in _history(1):
+        _raw_insert(db, *row)
+    db.close()
+
+    async def upgrade() -> None:
+        async with aiosqlite.connect(path) as conn:
+            assert await migrate(conn) == len(MIGRATIONS)
+
+    asyncio.run(upgrade())
+    assert assert_exact(path) == 120
+    with sqlite3.connect(path) as check:  # repeat callers and ties really are in the data
+        ties = "SELECT count(*) FROM calls WHERE prev_started_at = started_at"
+        assert check.execute(ties).fetchone()[0] > 0
+        assert check.execute("SELECT count(prev_started_at) FROM calls").fetchone()[0] > 50
+
+
+async def test_writer_keeps_links_exact_in_any_order(open_store: OpenStore, db_path: Path) -> None:
+    store = await open_store()
+    history = _history(2)
+    for k, (uid, at, ani, disp) in enumerate(history):
+        start = make_start(k, uniqueid=uid, linkedid=uid, started_at=at, ani_e164=ani)
+        store.start_call(start)
+        if k % 3:  # some calls finish at once, others only after later ones were written
+            await store.finish_call(make_end(start, disposition=disp))
+    await store.flush()
+    for k, (uid, at, ani, disp) in enumerate(history):
+        if not k % 3:
+            start = make_start(k, uniqueid=uid, linkedid=uid, started_at=at, ani_e164=ani)
+            await store.finish_call(make_end(start, disposition=disp))
+    assert assert_exact(db_path) == 120
+    # A call finished again with another outcome (answered -> busy and back) stays exact.
+    answered = [r for r in history if r[3] == "answered" and r[2]][:5]
+    for uid, *_ in answered:
+        await store.finish_call(CallEnd(uniqueid=uid, ended_at=T0, disposition="busy"))
+    assert_exact(db_path)
+    for uid, *_ in answered[:2]:
+        await store.finish_call(CallEnd(uniqueid=uid, ended_at=T0, disposition="answered"))
+    assert_exact(db_path)
+
+
+async def test_resolutions_and_deletes_keep_links_exact(
+    open_store: OpenStore, db_path: Path
+) -> None:
+    store = await open_store()
+    history = _history(3, 60)
+    for k, (uid, at, ani, _) in enumerate(history):
+        store.start_call(make_start(k, uniqueid=uid, linkedid=uid, started_at=at, ani_e164=ani))
+    ends = {
+        uid: CallEnd(uniqueid=uid, ended_at=at + 1, disposition=disp)
+        for uid, at, _, disp in history[::2]
+    }
+    await store.resolve_in_progress(ends)
+    assert_exact(db_path)
+    with sqlite3.connect(db_path) as db:  # deleting calls (e.g. retention) relinks the rest
+        for uid, *_ in history[::5]:
+            db.execute("DELETE FROM calls WHERE uniqueid = ?", (uid,))
+    assert assert_exact(db_path) == 48
