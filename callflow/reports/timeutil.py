@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Final, Literal, TypeAlias
@@ -115,6 +116,13 @@ def _next(start: datetime, by: Bucket, tz: tzinfo) -> float:
 
 def bucket_bounds(lo: float, hi: float, by: Bucket, tz: tzinfo) -> list[float]:
     """Epochs of consecutive local bucket starts covering [lo, hi), plus the final end."""
+    if by == "hour":
+        seg = segments(lo, hi, tz)
+        if all(o % 3600 == 0 for o in seg.offsets) and all(c % 3600 == 0 for c in seg.changes):
+            # Whole-hour offsets changing on the hour: local hours are UTC hours (8,760 a year
+            # computed at once rather than through datetimes).
+            first, last = math.floor(lo / 3600), math.ceil(hi / 3600)
+            return [float(h * 3600) for h in range(first, last + 1)]
     start = _floor(lo, by, tz)
     bounds = [start.timestamp()]
     while bounds[-1] < hi:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import random
+from datetime import datetime
 
 import pytest
 from report_data import utc
 
+from callflow.reports import timeutil
 from callflow.reports.timeutil import (
     bucket_bounds,
     bucket_label,
@@ -77,3 +80,24 @@ def test_parse_dates_in_the_zone() -> None:
         parse_range("2024-11-03", NY)
     with pytest.raises(ValueError, match="time zone"):
         zone("Mars/Olympus")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["America/New_York", "UTC", "Europe/London", "Asia/Kolkata", "Australia/Lord_Howe",
+     "America/St_Johns", "Asia/Kathmandu", "Africa/Casablanca", "Pacific/Chatham"],
+)  # fmt: skip
+def test_hour_bounds_match_stepping_local_hours(name: str) -> None:
+    """Whole-hour zones take a UTC-hour shortcut; every zone must match hour-by-hour steps."""
+    tz = zone(name)
+    rng = random.Random(name)
+    for _ in range(20):
+        lo = rng.uniform(1.5e9, 1.75e9)
+        hi = lo + rng.choice([1.0, 3600, 7200.5, 86400, 40 * 86400, 365 * 86400])
+        if rng.random() < 0.3:
+            lo = float(int(lo // 3600) * 3600)
+        stepped = [timeutil._floor(lo, "hour", tz).timestamp()]
+        while stepped[-1] < hi:
+            start = datetime.fromtimestamp(stepped[-1], tz)
+            stepped.append(timeutil._next(start, "hour", tz))
+        assert bucket_bounds(lo, hi, "hour", tz) == stepped
