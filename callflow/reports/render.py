@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeAlias
 
@@ -54,25 +54,35 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
 
+def _int(value: Any) -> str:
+    """An ``int`` cell: thousands separators for integers."""
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _num(value: Any) -> str:
+    """A ``num`` cell: two decimals for floats, separators for integers."""
+    return f"{value:,.2f}" if isinstance(value, float) else f"{value:,}"
+
+
+#: How each column kind shows a value that is neither None nor a bool.
+_SHOW: Final[dict[str, Callable[[Any], str]]] = {
+    "pct": lambda v: f"{v * 100:.1f}%",
+    "sec": lambda v: f"{v:.1f}",
+    "num": _num,
+    "money": lambda v: f"{v:,.2f}",
+    "change": lambda v: f"{v:+.1%}",
+    "int": _int,
+    "text": str,
+}
+
+
 def _cell(value: Any, kind: Kind) -> str:
     """A value as shown in a table."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if kind == "pct":
-        return f"{value * 100:.1f}%"
-    if kind == "sec":
-        return f"{value:.1f}"
-    if kind == "num":
-        return f"{value:,.2f}" if isinstance(value, float) else f"{value:,}"
-    if kind == "money":
-        return f"{value:,.2f}"
-    if kind == "change":
-        return f"{value:+.1%}"
-    if kind == "int":
-        return f"{value:,}" if isinstance(value, int) else str(value)
-    return str(value)
+    return _SHOW[kind](value)
 
 
 def _plain(value: Any) -> Any:
@@ -112,9 +122,11 @@ def render_table(report: Report, console: Console) -> None:
 def _plain_table(section: Section, columns: list[Column], console: Console) -> None:
     """Print a long section as aligned plain text (rich tables take ~ms per row)."""
     cells = [[c.header for c in columns]]
+    plain = [(c.key, c.kind) for c in columns]
+    pct = [(c.key, "pct" if c.kind == "num" else c.kind) for c in columns]
     for row in section.rows:
-        kinds = [("pct" if row.get("_pct") and c.kind == "num" else c.kind) for c in columns]
-        cells.append([_cell(row.get(c.key), k) for c, k in zip(columns, kinds, strict=True)])
+        get = row.get
+        cells.append([_cell(get(key), kind) for key, kind in (pct if get("_pct") else plain)])
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
     lines = [section.title]
     for r in cells:
@@ -124,7 +136,10 @@ def _plain_table(section: Section, columns: list[Column], console: Console) -> N
         ]
         lines.append("  ".join(parts).rstrip())
     lines.insert(2, "  ".join("-" * w for w in widths))
-    console.out("\n".join(lines), highlight=False)
+    if console.is_terminal:
+        console.out("\n".join(lines), highlight=False)
+    else:  # a pipe or file: plain text as is (rich would re-measure a million characters)
+        console.file.write("\n".join(lines) + "\n")
 
 
 def _grid(section: Section, console: Console) -> None:
