@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", type=Path, help="default var/bench-<rows>.sqlite3")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--only", action="append", default=[], help="time only reports whose name contains this"
+    )
     args = parser.parse_args(argv)
     from callflow import logs
 
@@ -120,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| report | " + " | ".join(f"{w} wall s | CPU s" for w in windows) + " |")
     print("|---|" + "---:|---:|" * len(windows))
     for name, build in reports(caller).items():
+        if args.only and not any(part in name for part in args.only):
+            continue
         cells = []
         for filters in windows.values():
             wall, cpu = _time(path, build, filters, args.repeat)

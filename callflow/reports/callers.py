@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
 
-from callflow.reports.db import Filters, ReportDb
+from callflow.reports.db import TALLY_LIMIT, Filters, ReportDb, fits, untally
 from callflow.reports.render import Column, Report, Section
 from callflow.reports.timeutil import iso
 
@@ -44,6 +44,25 @@ def callers(
     db: ReportDb, filters: Filters, *, top: int = 20
 ) -> tuple[CallerStats, list[TopCaller]]:
     """Caller statistics for the filtered window and the ``top`` most frequent repeat callers."""
+    where, params = filters.where()
+    if db.links and filters.labels_only:
+        rows, stats = _linked(db, filters, top)
+    else:
+        rows, stats = _grouped(db, filters, top)
+    tops = []
+    detail = (
+        f"SELECT count(*), total(disposition = 'answered'), min(started_at), "
+        f"max(started_at), max(city), max(state), group_concat(DISTINCT campaign) "
+        f"FROM calls {db.index('calls_ani_started_at')} WHERE ani_e164 = ? AND {where}"
+    )
+    for ani, *_ in rows:
+        n, answered, first, last, city, state, campaigns = db.one(detail, [ani, *params])
+        tops.append(TopCaller(ani, int(n), int(answered), first, last, city, state, campaigns))
+    return stats, tops
+
+
+def _grouped(db: ReportDb, filters: Filters, top: int) -> tuple[list[tuple[Any, ...]], CallerStats]:
+    """Per-caller groups (any filters, any schema): the stats and the top repeat callers' rows."""
     where, params = filters.where()
     if filters.labels_only and db.large(filters):
         # Walk the caller index over all history in order: the first entry is the first call ever.
@@ -96,16 +115,63 @@ def callers(
         int(repeat),
         int(repeat_calls),
     )
-    tops = []
-    detail = (
-        f"SELECT count(*), total(disposition = 'answered'), min(started_at), "
-        f"max(started_at), max(city), max(state), group_concat(DISTINCT campaign) "
-        f"FROM calls {db.index('calls_ani_started_at')} WHERE ani_e164 = ? AND {where}"
+    return rows[1:], stats
+
+
+def _linked(db: ReportDb, filters: Filters, top: int) -> tuple[list[tuple[Any, ...]], CallerStats]:
+    """The same from the caller links (schema 7, no label filters) in two index passes.
+
+    A call in the window is its caller's first there when its previous call is older, and the
+    first ever when there is none; the other calls in the window are repeat calls, grouped by
+    caller for the repeat callers and the top list.
+    """
+    lo = -1e308 if filters.since is None else filters.since
+    hi = 1e308 if filters.until is None else filters.until
+    where, params = filters.where()
+    limit = TALLY_LIMIT
+    for packed in (True, False):  # anonymous calls, each caller's first in the window / ever
+        if packed:
+            counts = (
+                "sum(CASE WHEN ani_e164 IS NULL THEN 1 "
+                f"WHEN prev_started_at IS NULL THEN {limit + limit * limit} "
+                f"WHEN prev_started_at < ? THEN {limit} ELSE 0 END)"
+            )
+        else:
+            counts = (
+                "count(CASE WHEN ani_e164 IS NULL THEN 1 END), "
+                "count(CASE WHEN ani_e164 IS NOT NULL AND (prev_started_at IS NULL "
+                "OR prev_started_at < ?) THEN 1 END), "
+                "count(CASE WHEN ani_e164 IS NOT NULL AND prev_started_at IS NULL THEN 1 END)"
+            )
+        row = db.one(
+            f"SELECT count(*), {counts} FROM calls {db.index('calls_report_time')} WHERE {where}",
+            [lo, *params],
+        )
+        if not packed or fits([row], 0):
+            break
+    calls, anonymous, unique, new = untally(row, 1, 3, packed=packed)
+    index = "calls_ani_started_at" if db.large(filters) else "calls_report_time"
+    rows = db.all(
+        f"WITH g AS MATERIALIZED (SELECT ani_e164 AS ani, count(*) + 1 AS n, "
+        f"max(started_at) AS last FROM calls {db.index(index)} "
+        "WHERE prev_started_at >= ?1 AND started_at >= ?1 AND started_at < ?2 "
+        "GROUP BY ani_e164) "
+        "SELECT NULL, count(*), total(n), 0, 0, 0 FROM g "
+        "UNION ALL SELECT * FROM (SELECT ani, n, last, 0, 0, 0 FROM g "
+        "ORDER BY n DESC, last DESC, ani LIMIT ?3)",
+        [lo, hi, top],
     )
-    for ani, *_ in rows[1:]:
-        n, answered, first, last, city, state, campaigns = db.one(detail, [ani, *params])
-        tops.append(TopCaller(ani, int(n), int(answered), first, last, city, state, campaigns))
-    return stats, tops
+    _, repeat, repeat_calls, *_ = rows[0]
+    stats = CallerStats(
+        int(calls),
+        int(anonymous),
+        int(unique),
+        int(new),
+        int(unique - new),
+        int(repeat),
+        int(repeat_calls),
+    )
+    return rows[1:], stats
 
 
 def _number(sql: str, count: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -13,12 +14,44 @@ from typing import Any, Final, Self
 from callflow.store.migrations import check_version
 from callflow.store.schema import BUSY_TIMEOUT_MS
 
-__all__ = ["MISSED", "Filters", "ReportDb"]
+__all__ = ["MISSED", "TALLY_LIMIT", "Filters", "ReportDb", "fits", "tally", "untally"]
 
 #: Dispositions counted as missed (the caller was not served); abandoned is counted apart.
 MISSED: Final = ("busy", "no-answer", "failed", "rejected")
 #: Above this many calls in the window, grouped reports walk a dimension-ordered index.
 _LARGE_WINDOW: Final = 50_000
+#: ``tally`` packs up to three counts into one 64-bit ``sum()``, 21 bits each: exact while a
+#: group holds fewer rows than this (``fits``), else the report reruns with ``packed=False``.
+TALLY_LIMIT: Final = 1 << 21
+
+
+def tally(column: str, groups: Sequence[Sequence[str]], *, packed: bool = True) -> str:
+    """SQL counting rows whose ``column`` is in each value group (``untally`` reads it back).
+
+    Packed, one ``sum(CASE column WHEN …)`` counts up to three groups: a simple CASE and one
+    aggregate cost a fraction of one ``total(column = …)`` per group over a million rows.
+    """
+    if not packed:
+        counts = (" ".join(f"WHEN '{v}' THEN 1" for v in g) for g in groups)
+        return ", ".join(f"count(CASE {column} {whens} END)" for whens in counts)
+    if len(groups) > 3:
+        raise ValueError("at most three groups share one packed sum")
+    whens = " ".join(f"WHEN '{v}' THEN {TALLY_LIMIT**i}" for i, g in enumerate(groups) for v in g)
+    return f"sum(CASE {column} {whens} ELSE 0 END)"
+
+
+def untally(row: Sequence[Any], at: int, groups: int, *, packed: bool = True) -> tuple[Any, ...]:
+    """``row`` with the ``tally`` at index ``at`` as ``groups`` separate counts."""
+    if not packed:
+        return tuple(row)
+    value = int(row[at])
+    counts = tuple((value >> (21 * i)) & (TALLY_LIMIT - 1) for i in range(groups))
+    return (*row[:at], *counts, *row[at + 1 :])
+
+
+def fits(rows: Sequence[Sequence[Any]], count_at: int) -> bool:
+    """Whether every group's row count (at ``count_at``) is small enough for packed tallies."""
+    return all(int(r[count_at]) < TALLY_LIMIT for r in rows)
 
 
 @dataclass(frozen=True)
@@ -73,6 +106,7 @@ class ReportDb:
         self.conn = conn
         self.path = path
         self._indexes: frozenset[str] | None = None
+        self._columns: dict[str, frozenset[str]] = {}
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Self:
@@ -131,7 +165,38 @@ class ReportDb:
 
     def columns(self, table: str) -> frozenset[str]:
         """The column names of a table."""
-        return frozenset(r[1] for r in self.conn.execute(f"PRAGMA table_info({table})"))
+        if table not in self._columns:
+            rows = self.conn.execute(f"PRAGMA table_info({table})")
+            self._columns[table] = frozenset(r[1] for r in rows)
+        return self._columns[table]
+
+    @property
+    def links(self) -> bool:
+        """Whether calls carry the caller links of schema 7 (prev_started_at, next_answered_at)."""
+        return "prev_started_at" in self.columns("calls")
+
+    def buckets(self, bounds: Sequence[float]) -> str:
+        """Load consecutive spans [bounds[i], bounds[i+1]) into ``temp.report_buckets(id, s, e)``.
+
+        Joined by range to a time index, one grouped pass fills every bucket in bucket order
+        (no sort). Only the connection's own temp schema is written: the file stays read-only.
+        """
+        conn = self.conn
+        conn.execute("PRAGMA query_only = OFF")
+        try:
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS report_buckets "
+                "(id INTEGER PRIMARY KEY, s REAL NOT NULL, e REAL NOT NULL)"
+            )
+            conn.execute("DELETE FROM temp.report_buckets")
+            conn.executemany(
+                "INSERT INTO temp.report_buckets VALUES (?, ?, ?)",
+                [(i, s, e) for i, (s, e) in enumerate(itertools.pairwise(bounds))],
+            )
+            conn.commit()
+        finally:
+            conn.execute("PRAGMA query_only = ON")
+        return "temp.report_buckets"
 
     def index(self, name: str) -> str:
         """``INDEXED BY name`` when that index exists, else an empty string."""
@@ -144,7 +209,9 @@ class ReportDb:
         """The window actually covered: the filters' bounds, else the first/last call's time."""
         lo, hi = filters.since, filters.until
         if lo is None or hi is None:
-            first, last = self.one("SELECT min(started_at), max(started_at) FROM calls")
+            first, last = self.one(  # two lookups at the index's ends, not one scan
+                "SELECT (SELECT min(started_at) FROM calls), (SELECT max(started_at) FROM calls)"
+            )
             if first is None:
                 return None
             lo = first if lo is None else lo

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from callflow.reports.db import MISSED, Filters, ReportDb
+from callflow.reports.db import MISSED, Filters, ReportDb, fits, tally, untally
 from callflow.reports.render import Column, Report, Section
 
 __all__ = ["GEO_LEVELS", "ZIP_COLUMNS", "GeoRow", "NoZipColumn", "geo", "geo_report"]
@@ -13,7 +13,8 @@ __all__ = ["GEO_LEVELS", "ZIP_COLUMNS", "GeoRow", "NoZipColumn", "geo", "geo_rep
 GEO_LEVELS: Final = ("country", "state", "city", "area_code", "zip")
 #: Names a ZIP code column may have once the IVR records it (the first present is used).
 ZIP_COLUMNS: Final = ("zip", "zip_code", "caller_zip", "postal_code")
-_MISSED_IN: Final = ", ".join(f"'{d}'" for d in (*MISSED, "abandoned"))
+#: Answered, and missed including abandoned: the value groups of the ``tally``.
+_OUTCOMES: Final = (("answered",), (*MISSED, "abandoned"))
 _PLACE: Final = ("country", "state", "city", "area_code")
 
 
@@ -62,29 +63,63 @@ def geo(
     if by not in GEO_LEVELS:
         raise ValueError(f"--by must be one of {', '.join(GEO_LEVELS)}")
     where, params = filters.where()
-    aggs = (
-        f"count(*), total(disposition = 'answered'), total(disposition IN ({_MISSED_IN})), "
-        "total(disposition = 'answered' AND talk_seconds >= ?), "
-        "total(CASE WHEN disposition = 'answered' THEN talk_seconds END)"
-    )
     groups: dict[str, GeoRow] = {}
-    if by == "zip":
-        column = next((c for c in ZIP_COLUMNS if c in db.columns("calls")), None)
-        if column is None:
-            raise NoZipColumn("ZIP codes are not recorded yet: the calls table has no ZIP column")
-        sql = f"SELECT {column}, country, {aggs} FROM calls WHERE {where} GROUP BY {column}"
-        for z, country, *vals in db.all(sql, [convert_after, *params]):
-            key = z or "(unknown)"
-            groups.setdefault(key, GeoRow(key, country)).add(*vals)
-    else:
+    if by != "zip" and db.links:  # schema 7: the place index has the disposition next
         index = db.index("calls_report_geo" if db.large(filters) else "calls_report_time")
         sql = (
-            f"SELECT {', '.join(_PLACE)}, {aggs} FROM calls {index} WHERE {where} "
-            f"GROUP BY {', '.join(_PLACE)}"
+            f"SELECT {', '.join(_PLACE)}, disposition, count(*), total(talk_seconds >= ?), "
+            f"total(talk_seconds) FROM calls {index} WHERE {where} "
+            f"GROUP BY {', '.join(_PLACE)}, disposition"
         )
-        for country, state, city, area, *vals in db.all(sql, [convert_after, *params]):
+        for country, state, city, area, disp, n, conv, talk in db.all(
+            sql, [convert_after, *params]
+        ):
             key = _label(by, country, state, city, area)
-            groups.setdefault(key, GeoRow(key, country)).add(*vals)
+            answered = disp == "answered"
+            groups.setdefault(key, GeoRow(key, country)).add(
+                n,
+                n if answered else 0,
+                n if disp in _OUTCOMES[1] else 0,
+                int(conv) if answered else 0,
+                float(talk) if answered else 0.0,
+            )
+        return sorted(groups.values(), key=lambda g: (-g.calls, g.place))
+    for packed in (True, False):
+        aggs = (
+            f"count(*), {tally('disposition', _OUTCOMES, packed=packed)}, "
+            "total(CASE disposition WHEN 'answered' THEN talk_seconds >= ? END), "
+            "total(CASE disposition WHEN 'answered' THEN talk_seconds END)"
+        )
+        if by == "zip":
+            column = next((c for c in ZIP_COLUMNS if c in db.columns("calls")), None)
+            if column is None:
+                raise NoZipColumn(
+                    "ZIP codes are not recorded yet: the calls table has no ZIP column"
+                )
+            keys = 2
+            sql = f"SELECT {column}, country, {aggs} FROM calls WHERE {where} GROUP BY {column}"
+        else:
+            keys = len(_PLACE)
+            index = db.index("calls_report_geo" if db.large(filters) else "calls_report_time")
+            sql = (
+                f"SELECT {', '.join(_PLACE)}, {aggs} FROM calls {index} WHERE {where} "
+                f"GROUP BY {', '.join(_PLACE)}"
+            )
+        found = db.all(sql, [convert_after, *params])
+        if not packed or fits(found, keys):
+            break
+    for r in found:
+        row = untally(r, keys + 1, 2, packed=packed)
+        if by == "zip":
+            z, country, *vals = row
+            key = z or "(unknown)"
+        else:
+            country, state, city, area, *vals = row
+            key = _label(by, country, state, city, area)
+        calls, answered, missed, conv, talk = vals
+        groups.setdefault(key, GeoRow(key, country)).add(
+            int(calls), int(answered), int(missed), int(conv), float(talk)
+        )
     return sorted(groups.values(), key=lambda g: (-g.calls, g.place))
 
 

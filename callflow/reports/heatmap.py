@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from typing import Any, Final
 
 from callflow.reports.db import MISSED, Filters, ReportDb
 from callflow.reports.render import Column, Report, Section
-from callflow.reports.timeutil import segments
+from callflow.reports.timeutil import bucket_bounds
 
 __all__ = ["WEEKDAYS", "HeatCell", "heatmap", "heatmap_report"]
 
 WEEKDAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_NOT_SERVED: Final = ", ".join(f"'{d}'" for d in (*MISSED, "abandoned"))
+_NOT_SERVED: Final = " ".join(f"WHEN '{d}' THEN 1" for d in (*MISSED, "abandoned"))
 
 
 @dataclass(frozen=True)
@@ -27,21 +27,28 @@ class HeatCell:
 
 
 def heatmap(db: ReportDb, filters: Filters, tz: tzinfo) -> list[HeatCell]:
-    """The 7 x 24 cells, Monday 00h first (local hours of ``tz``, exact across DST)."""
+    """The 7 x 24 cells, Monday 00h first (local hours of ``tz``, exact across DST).
+
+    One grouped pass over the window's local hours (DST-exact bounds in a temp table joined by
+    range to the time index), each hour then added to its weekday x hour cell.
+    """
     grid = [[0, 0] for _ in range(168)]
     span = db.span(filters)
     if span is not None:
-        local = segments(*span, tz).sql()
-        where, params = filters.where()
+        lo, hi = span
+        bounds = bucket_bounds(lo, hi, "hour", tz)
+        table = db.buckets([lo, *bounds[1:-1], hi])
+        labels, params = filters.where("c", time=False)
         sql = (
-            f"SELECT CAST({local} / 3600 AS INTEGER) AS h, count(*), "
-            f"total(disposition IN ({_NOT_SERVED})) FROM calls "
-            f"{db.index('calls_report_time')} WHERE {where} GROUP BY h"
+            f"SELECT b.id, count(*), count(CASE c.disposition {_NOT_SERVED} END) "
+            f"FROM {table} AS b JOIN calls AS c {db.index('calls_report_time')} "
+            f"ON c.started_at >= b.s AND c.started_at < b.e WHERE {labels} GROUP BY b.id"
         )
-        for hour, calls, missed in db.all(sql, params):
-            cell = grid[((hour // 24 + 3) % 7) * 24 + hour % 24]  # 1970-01-01 was a Thursday
+        for i, calls, missed in db.all(sql, params):
+            local = datetime.fromtimestamp(bounds[i], tz)
+            cell = grid[local.weekday() * 24 + local.hour]
             cell[0] += calls
-            cell[1] += int(missed)
+            cell[1] += missed
     return [HeatCell(i // 24, i % 24, c, m) for i, (c, m) in enumerate(grid)]
 
 

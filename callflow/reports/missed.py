@@ -71,19 +71,30 @@ def missed(
 ) -> tuple[list[MissedCall], MissedTotals]:
     """The most recent missed/abandoned calls (all when ``limit`` is None) and the totals."""
     where, params = filters.where("m")
-    reached = _reached_sql(db, "m")
-    sums = ", ".join(
-        f"total(m.disposition = '{d}'), total(m.disposition = '{d}' AND r)" for d in NOT_SERVED
-    )
-    row = db.one(
-        f"SELECT {sums} FROM (SELECT m.disposition, {reached} IS NOT NULL AS r "
-        f"FROM calls AS m {db.index('calls_report_time')} "
-        f"WHERE {where} AND m.disposition IN ({_IN})) AS m",
-        [within, *params],
-    )
-    totals = MissedTotals(
-        {d: (int(row[2 * i]), int(row[2 * i + 1])) for i, d in enumerate(NOT_SERVED)}
-    )
+    if db.links:  # each call knows its caller's next answered call (schema 7)
+        reached = "(CASE WHEN m.next_answered_at <= m.started_at + ? THEN m.next_answered_at END)"
+        rows = db.all(
+            f"SELECT m.disposition, count(*), count({reached}) "
+            f"FROM calls AS m {db.index('calls_missed')} "
+            f"WHERE m.disposition IN ({_IN}) AND {where} GROUP BY m.disposition",
+            [within, *params],
+        )
+        found = {d: (int(n), int(r)) for d, n, r in rows}
+        totals = MissedTotals({d: found.get(d, (0, 0)) for d in NOT_SERVED})
+    else:
+        reached = _reached_sql(db, "m")
+        sums = ", ".join(
+            f"total(m.disposition = '{d}'), total(m.disposition = '{d}' AND r)" for d in NOT_SERVED
+        )
+        row = db.one(
+            f"SELECT {sums} FROM (SELECT m.disposition, {reached} IS NOT NULL AS r "
+            f"FROM calls AS m {db.index('calls_report_time')} "
+            f"WHERE {where} AND m.disposition IN ({_IN})) AS m",
+            [within, *params],
+        )
+        totals = MissedTotals(
+            {d: (int(row[2 * i]), int(row[2 * i + 1])) for i, d in enumerate(NOT_SERVED)}
+        )
     sql = (
         f"SELECT m.uniqueid, m.started_at, coalesce(m.ani_e164, m.ani_raw), m.city, m.state, "
         f"m.campaign, m.source, m.tracking_number, m.disposition, m.ring_seconds, "

@@ -6,9 +6,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from callflow.reports.db import MISSED, Filters, ReportDb
+from callflow.reports.db import MISSED, Filters, ReportDb, fits, tally, untally
 from callflow.reports.money import MONEY_COLUMNS, money_by, money_row
 from callflow.reports.render import Column, Report, Section
+from callflow.reports.summary import OUTCOMES
 
 __all__ = ["DIMENSIONS", "SourceRow", "sources", "sources_report"]
 
@@ -16,7 +17,6 @@ __all__ = ["DIMENSIONS", "SourceRow", "sources", "sources_report"]
 ATTRIBUTION: Final = ("campaign", "source", "medium", "keyword", "tracking_number")
 #: The caller directory's columns (company, account) may be grouped by too.
 DIMENSIONS: Final = (*ATTRIBUTION, "company", "account_id")
-_MISSED_IN: Final = ", ".join(f"'{d}'" for d in MISSED)
 
 
 @dataclass
@@ -79,17 +79,43 @@ def sources(
         index = ""  # directory columns are not in the covering indexes
     # Group by the whole attribution tuple (in the index's order: no sort), roll up in Python.
     n = len(dims)
-    sql = (
-        f"SELECT {', '.join(dims)}, count(*), total(disposition = 'answered'), "
-        f"total(disposition IN ({_MISSED_IN})), total(disposition = 'abandoned'), "
-        "total(disposition = 'answered' AND talk_seconds >= ?), "
-        "total(CASE WHEN disposition = 'answered' THEN talk_seconds END) "
-        f"FROM calls {index} WHERE {where} GROUP BY {', '.join(dims)}"
-    )
     picks = [dims.index(d) for d in by]
     groups: dict[tuple[str | None, ...], SourceRow] = {}
     total = SourceRow(("total",))
-    for r in db.all(sql, [convert_after, *params]):
+    if db.links:  # schema 7: the source index has the disposition next, so group by it too
+        sql = (
+            f"SELECT {', '.join(dims)}, disposition, count(*), total(talk_seconds >= ?), "
+            f"total(talk_seconds) FROM calls {index} WHERE {where} "
+            f"GROUP BY {', '.join(dims)}, disposition"
+        )
+        for r in db.all(sql, [convert_after, *params]):
+            disposition, calls, conv, talk = r[n:]
+            answered = disposition == "answered"
+            part = SourceRow(
+                tuple(r[i] for i in picks),
+                calls,
+                calls if answered else 0,
+                calls if disposition in MISSED else 0,
+                calls if disposition == "abandoned" else 0,
+                int(conv) if answered else 0,
+                float(talk) if answered else 0.0,
+            )
+            groups.setdefault(part.key, SourceRow(part.key)).add(part)
+            total.add(part)
+        return _finish(groups, total, costs)
+    for packed in (True, False):
+        sql = (
+            f"SELECT {', '.join(dims)}, count(*), "
+            f"{tally('disposition', OUTCOMES, packed=packed)}, "
+            "total(CASE disposition WHEN 'answered' THEN talk_seconds >= ? END), "
+            "total(CASE disposition WHEN 'answered' THEN talk_seconds END) "
+            f"FROM calls {index} WHERE {where} GROUP BY {', '.join(dims)}"
+        )
+        found = db.all(sql, [convert_after, *params])
+        if not packed or fits(found, n):
+            break
+    for r in found:
+        r = untally(r, n + 1, 3, packed=packed)
         part = SourceRow(
             tuple(r[i] for i in picks),
             int(r[n]),
@@ -101,6 +127,15 @@ def sources(
         )
         groups.setdefault(part.key, SourceRow(part.key)).add(part)
         total.add(part)
+    return _finish(groups, total, costs)
+
+
+def _finish(
+    groups: dict[tuple[str | None, ...], SourceRow],
+    total: SourceRow,
+    costs: Mapping[str, float] | None,
+) -> tuple[list[SourceRow], SourceRow]:
+    """The groups most calls first, with their spend (and the total's) when costs are known."""
     rows = sorted(groups.values(), key=lambda g: (-g.calls, [k or "" for k in g.key]))
     if costs is not None:
         for g in rows:

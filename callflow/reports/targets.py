@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from callflow.reports.db import MISSED, Filters, ReportDb
+from callflow.reports.db import Filters, ReportDb, fits, tally, untally
 from callflow.reports.money import MONEY_COLUMNS, money_by, money_row
 from callflow.reports.render import Column, Report, Section
 
@@ -21,7 +21,6 @@ __all__ = ["SKIP_PREFIX", "TargetRow", "targets", "targets_report"]
 SKIP_PREFIX: Final = "SKIP:"
 #: Words of a refusal reason that make a skip a cap hit.
 CAP_WORDS: Final = ("cap", "concurrency")
-_MISSED_IN: Final = ", ".join(f"'{d}'" for d in MISSED)
 
 
 @dataclass
@@ -70,20 +69,54 @@ def _final(db: ReportDb, filters: Filters) -> list[TargetRow]:
     """Calls by the target they ended on."""
     where, params = filters.where()
     index = db.index("calls_report_target" if db.large(filters) else "calls_report_time")
-    sql = (
-        "SELECT final_target, count(*), total(disposition = 'answered'), "
-        "total(disposition = 'busy'), total(disposition = 'no-answer'), "
-        "total(disposition IN ('failed', 'rejected')), total(disposition = 'abandoned'), "
-        "total(ring_seconds), total(CASE WHEN disposition = 'answered' THEN talk_seconds END) "
-        f"FROM calls {index} WHERE {where} AND final_target IS NOT NULL "
-        "GROUP BY final_target"
-    )
-    return [
-        TargetRow("final", t, int(n), int(a), int(b), int(na), int(f), int(ab), r, talk)
-        for t, n, a, b, na, f, ab, r, talk in db.all(sql, params)
-    ]
+    if db.links:  # schema 7: the target index has the disposition second, so group by it too
+        sql = (
+            "SELECT final_target, disposition, count(*), total(ring_seconds), "
+            f"total(talk_seconds) FROM calls {index} WHERE {where} AND final_target IS NOT NULL "
+            "GROUP BY final_target, disposition"
+        )
+        by_target: dict[str, TargetRow] = {}
+        for target, disposition, n, ring, talk in db.all(sql, params):
+            row = by_target.setdefault(target, TargetRow("final", target))
+            row.offered += n
+            row.ring_seconds += ring
+            field = _DISPOSITION_FIELD.get(disposition)
+            if field is not None:
+                setattr(row, field, getattr(row, field) + n)
+            if disposition == "answered":
+                row.talk_seconds += talk
+        return list(by_target.values())
+    first = (("answered",), ("busy",), ("no-answer",))
+    second = (("failed", "rejected"), ("abandoned",))
+    for packed in (True, False):
+        sql = (
+            f"SELECT final_target, count(*), {tally('disposition', first, packed=packed)}, "
+            f"{tally('disposition', second, packed=packed)}, total(ring_seconds), "
+            "total(CASE disposition WHEN 'answered' THEN talk_seconds END) "
+            f"FROM calls {index} WHERE {where} AND final_target IS NOT NULL "
+            "GROUP BY final_target"
+        )
+        found = db.all(sql, params)
+        if not packed or fits(found, 1):
+            break
+    rows = []
+    for r in found:
+        if packed:
+            r = untally(untally(r, 3, 2), 2, 3)
+        t, n, a, b, na, f, ab, ring, talk = r
+        rows.append(TargetRow("final", t, n, a, b, na, f, ab, ring, talk))
+    return rows
 
 
+#: The TargetRow count of each call disposition (others count as offered only).
+_DISPOSITION_FIELD: Final = {
+    "answered": "answered",
+    "busy": "busy",
+    "no-answer": "no_answer",
+    "failed": "failed",
+    "rejected": "failed",
+    "abandoned": "abandoned",
+}
 _RESULT_FIELD: Final = {
     "ANSWER": "answered",
     "BUSY": "busy",
@@ -145,8 +178,9 @@ def _refusals(db: ReportDb, filters: Filters) -> list[tuple[str, str, int]]:
     cut = f"instr({value}, ': ')"
     sql = (
         f"SELECT substr({value}, 1, {cut} - 1) AS target, substr({value}, {cut} + 2) AS reason, "
-        "count(*) FROM calls AS c, json_each(c.route_reason, '$.refused_at_dial') AS r "
-        f"WHERE {where} AND c.route_reason LIKE '%refused_at_dial%' "
+        f"count(*) FROM calls AS c {db.index('calls_refused')}, "
+        "json_each(c.route_reason, '$.refused_at_dial') AS r "
+        f"WHERE {where} AND instr(c.route_reason, 'refused_at_dial') > 0 "
         f"AND json_valid(c.route_reason) AND {cut} > 0 GROUP BY target, reason"
     )
     return [
