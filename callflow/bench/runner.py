@@ -16,7 +16,9 @@ from typing import IO, Any
 
 from callflow.bench.procstat import cpu_seconds, rss_bytes
 
-__all__ = ["Server", "hold", "measure", "pinned", "run_json", "run_load", "start_server"]
+__all__ = [
+    "Server", "hold", "measure", "pinned", "run_json", "run_load", "settle", "start_server",
+]  # fmt: skip
 
 PY = sys.executable
 
@@ -146,17 +148,37 @@ def run_load(
     return run_json(pinned(core, _load_argv(port, options)), timeout)
 
 
-def measure(server: Server, *, settle: float = 0.3, **options: Any) -> dict[str, Any]:
+def settle(
+    server: Server, *, quiet: float = 0.01, window: float = 0.2, limit: float = 120.0
+) -> float:
+    """Wait until the server is idle (under ``quiet`` of a core); return the seconds waited.
+
+    Work a load leaves behind (CDR rows still queued for the writer) belongs to that load's
+    calls: CPU per call is read only once it is done, and the wait counts against the rate.
+    """
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        before = server.cpu()
+        time.sleep(window)
+        if server.cpu() - before < quiet * window:
+            break
+    return max(0.0, time.monotonic() - start - window)
+
+
+def measure(server: Server, **options: Any) -> dict[str, Any]:
     """Run a load against a server and add the server's CPU use to the generator's result."""
+    settle(server)  # nothing left over from before
     cpu0 = server.cpu()
     result = run_load(server.port, **options)
-    time.sleep(settle)  # let the last batched CDR commit land in the accounting
+    drain = settle(server)
     cpu = server.cpu() - cpu0
     completed = max(1, int(result["completed"]))
     result["server"] = server.kind
     result["server_cpu_s"] = cpu
+    result["drain_s"] = drain
+    result["sustained_rate"] = completed / (result["elapsed"] + drain)
     result["cpu_ms_per_call"] = cpu / completed * 1000.0
-    result["server_util"] = cpu / result["elapsed"] if result["elapsed"] else 0.0
+    result["server_util"] = cpu / (result["elapsed"] + drain) if result["elapsed"] else 0.0
     result["generator_util"] = (
         result["generator_cpu"] / result["elapsed"] if result["elapsed"] else 0.0
     )
