@@ -283,18 +283,24 @@ class InboundCall:
                                    self.decided_at, self.reason()))  # fmt: skip
 
     def reason(self) -> dict[str, object]:
-        """Why the call went where it went: every decision's trace, and dial-time refusals."""
+        """Why the call went where it went: every decision's trace, and dial-time refusals.
+
+        ``refused_at_dial`` is there only when some target was refused: the reports' partial
+        index of calls with cap hits (``calls_refused``) keys on the word.
+        """
         last = self.rounds[-1] if self.rounds else None
-        return {
+        reason: dict[str, object] = {
             "campaign": self.start.campaign,
             "tracking_number": self.start.tracking_number,
             "known_number": self.start.number_known,
             "rule": last.matched_rule if last else None,
             "action": describe(self.final_action),
             "ivr": self.entered,
-            "refused_at_dial": self.dials.refused,
             "rounds": [t.as_data() for t in self.rounds],
         }
+        if self.dials.refused:
+            reason["refused_at_dial"] = self.dials.refused
+        return reason
 
 
 def _emit_attempt(hub: EventHub, attempt: DialAttempt, campaign: str) -> None:

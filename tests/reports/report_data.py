@@ -80,7 +80,8 @@ def fill(conn: sqlite3.Connection) -> None:
         start = utc(when)
         source, medium, keyword, number = CAMPAIGNS[campaign]
         place = PLACES.get(ani or "", (None,) * 5)
-        reason = json.dumps({"refused_at_dial": REFUSED.get(uid, [])}, separators=(",", ":"))
+        refused = {"refused_at_dial": REFUSED[uid]} if uid in REFUSED else {}  # as the daemon
+        reason = json.dumps({"campaign": campaign, **refused}, separators=(",", ":"))
         final = next((t for t, r, _ in attempts if r == "ANSWER"), None) or next(
             t for t, r, _ in reversed(attempts) if not r.startswith("SKIP")
         )
