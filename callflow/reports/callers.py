@@ -25,6 +25,15 @@ class CallerStats:
     repeat: int
     repeat_calls: int
 
+    @classmethod
+    def of(
+        cls, calls: Any, anonymous: Any, unique: Any, new: Any, repeat: Any, repeat_calls: Any
+    ) -> CallerStats:
+        """The stats from SQL counts (returning callers = unique - first-time)."""
+        unique, new = int(unique), int(new)
+        return cls(int(calls), int(anonymous), unique, new, unique - new, int(repeat),
+                   int(repeat_calls))  # fmt: skip
+
 
 @dataclass(frozen=True)
 class TopCaller:
@@ -106,16 +115,7 @@ def _grouped(db: ReportDb, filters: Filters, top: int) -> tuple[list[tuple[Any, 
         f"{db.index('calls_report_time')} WHERE {anon_where}",
         anon_params,
     )
-    stats = CallerStats(
-        int(calls),
-        int(anonymous),
-        int(unique),
-        int(new),
-        int(unique - new),
-        int(repeat),
-        int(repeat_calls),
-    )
-    return rows[1:], stats
+    return rows[1:], CallerStats.of(calls, anonymous, unique, new, repeat, repeat_calls)
 
 
 def _linked(db: ReportDb, filters: Filters, top: int) -> tuple[list[tuple[Any, ...]], CallerStats]:
@@ -162,16 +162,7 @@ def _linked(db: ReportDb, filters: Filters, top: int) -> tuple[list[tuple[Any, .
         [lo, hi, top],
     )
     _, repeat, repeat_calls, *_ = rows[0]
-    stats = CallerStats(
-        int(calls),
-        int(anonymous),
-        int(unique),
-        int(new),
-        int(unique - new),
-        int(repeat),
-        int(repeat_calls),
-    )
-    return rows[1:], stats
+    return rows[1:], CallerStats.of(calls, anonymous, unique, new, repeat, repeat_calls)
 
 
 def _number(sql: str, count: int) -> str:
