@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -156,6 +156,18 @@ class ReportDb:
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Every row of a query."""
         return self.conn.execute(sql, params).fetchall()
+
+    def tallied(
+        self, sql: Callable[[bool], str], params: Sequence[Any], count_at: int
+    ) -> tuple[list[tuple[Any, ...]], bool]:
+        """Run a grouped query with packed tallies; again unpacked if a group is too big for them.
+
+        ``sql(packed)`` builds the query; returns the rows and whether they are packed.
+        """
+        rows = self.all(sql(True), params)
+        if fits(rows, count_at):
+            return rows, True
+        return self.all(sql(False), params), False
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
         """The single row of an aggregate query."""

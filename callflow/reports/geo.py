@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from callflow.reports.db import MISSED, Filters, ReportDb, fits, tally, untally
+from callflow.reports.db import MISSED, Filters, ReportDb, tally, untally
 from callflow.reports.render import Column, Report, Section
 
 __all__ = ["GEO_LEVELS", "ZIP_COLUMNS", "GeoRow", "NoZipColumn", "geo", "geo_report"]
@@ -84,30 +84,26 @@ def geo(
                 float(talk) if answered else 0.0,
             )
         return sorted(groups.values(), key=lambda g: (-g.calls, g.place))
-    for packed in (True, False):
+    grouping: str
+    if by == "zip":
+        column = next((c for c in ZIP_COLUMNS if c in db.columns("calls")), None)
+        if column is None:
+            raise NoZipColumn("ZIP codes are not recorded yet: the calls table has no ZIP column")
+        keys, group, grouping, source = 2, f"{column}, country", column, "calls"
+    else:
+        keys, group = len(_PLACE), ", ".join(_PLACE)
+        index = db.index("calls_report_geo" if db.large(filters) else "calls_report_time")
+        grouping, source = group, f"calls {index}"
+
+    def grouped(packed: bool) -> str:
         aggs = (
             f"count(*), {tally('disposition', _OUTCOMES, packed=packed)}, "
             "total(CASE disposition WHEN 'answered' THEN talk_seconds >= ? END), "
             "total(CASE disposition WHEN 'answered' THEN talk_seconds END)"
         )
-        if by == "zip":
-            column = next((c for c in ZIP_COLUMNS if c in db.columns("calls")), None)
-            if column is None:
-                raise NoZipColumn(
-                    "ZIP codes are not recorded yet: the calls table has no ZIP column"
-                )
-            keys = 2
-            sql = f"SELECT {column}, country, {aggs} FROM calls WHERE {where} GROUP BY {column}"
-        else:
-            keys = len(_PLACE)
-            index = db.index("calls_report_geo" if db.large(filters) else "calls_report_time")
-            sql = (
-                f"SELECT {', '.join(_PLACE)}, {aggs} FROM calls {index} WHERE {where} "
-                f"GROUP BY {', '.join(_PLACE)}"
-            )
-        found = db.all(sql, [convert_after, *params])
-        if not packed or fits(found, keys):
-            break
+        return f"SELECT {group}, {aggs} FROM {source} WHERE {where} GROUP BY {grouping}"
+
+    found, packed = db.tallied(grouped, [convert_after, *params], keys)
     for r in found:
         row = untally(r, keys + 1, 2, packed=packed)
         if by == "zip":

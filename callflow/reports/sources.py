@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from callflow.reports.db import MISSED, Filters, ReportDb, fits, tally, untally
+from callflow.reports.db import MISSED, Filters, ReportDb, tally, untally
 from callflow.reports.money import MONEY_COLUMNS, money_by, money_row
 from callflow.reports.render import Column, Report, Section
 from callflow.reports.summary import OUTCOMES
@@ -103,17 +103,17 @@ def sources(
             groups.setdefault(part.key, SourceRow(part.key)).add(part)
             total.add(part)
         return _finish(groups, total, costs)
-    for packed in (True, False):
-        sql = (
+    found, packed = db.tallied(
+        lambda packed: (
             f"SELECT {', '.join(dims)}, count(*), "
             f"{tally('disposition', OUTCOMES, packed=packed)}, "
             "total(CASE disposition WHEN 'answered' THEN talk_seconds >= ? END), "
             "total(CASE disposition WHEN 'answered' THEN talk_seconds END) "
             f"FROM calls {index} WHERE {where} GROUP BY {', '.join(dims)}"
-        )
-        found = db.all(sql, [convert_after, *params])
-        if not packed or fits(found, n):
-            break
+        ),
+        [convert_after, *params],
+        n,
+    )
     for r in found:
         r = untally(r, n + 1, 3, packed=packed)
         part = SourceRow(

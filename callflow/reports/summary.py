@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any, Final
 
-from callflow.reports.db import MISSED, Filters, ReportDb, fits, tally, untally
+from callflow.reports.db import MISSED, Filters, ReportDb, tally, untally
 from callflow.reports.render import Column, Report, Section
 from callflow.reports.timeutil import Bucket, bucket_bounds, bucket_label, iso
 
@@ -194,17 +194,16 @@ def summary(
             unique = f"count({first})"
     else:
         unique, args = "count(DISTINCT c.ani_e164)", []
-    found: dict[int, tuple[Any, ...]] = {}
-    for packed in (True, False):
-        sql = (
+    got, packed = db.tallied(
+        lambda packed: (
             f"SELECT b.id, {tallied_counts_sql('c', packed=packed)}, {unique} FROM {table} AS b "
             f"JOIN calls AS c {db.index('calls_report_time')} "
             f"ON c.started_at >= b.s AND c.started_at < b.e WHERE {labels} GROUP BY b.id"
-        )
-        got = db.all(sql, [*args, *whole, *params])
-        if not packed or fits(got, 1):
-            found = {r[0]: untally(r, 2, 3, packed=packed)[1:] for r in got}
-            break
+        ),
+        [*args, *whole, *params],
+        1,
+    )
+    found = {r[0]: untally(r, 2, 3, packed=packed)[1:] for r in got}
     rows = []
     for i, start in enumerate(bounds[:-1]):
         row = found.get(i)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from callflow.reports.db import Filters, ReportDb, fits, tally, untally
+from callflow.reports.db import Filters, ReportDb, tally, untally
 from callflow.reports.money import MONEY_COLUMNS, money_by, money_row
 from callflow.reports.render import Column, Report, Section
 
@@ -88,17 +88,17 @@ def _final(db: ReportDb, filters: Filters) -> list[TargetRow]:
         return list(by_target.values())
     first = (("answered",), ("busy",), ("no-answer",))
     second = (("failed", "rejected"), ("abandoned",))
-    for packed in (True, False):
-        sql = (
+    found, packed = db.tallied(
+        lambda packed: (
             f"SELECT final_target, count(*), {tally('disposition', first, packed=packed)}, "
             f"{tally('disposition', second, packed=packed)}, total(ring_seconds), "
             "total(CASE disposition WHEN 'answered' THEN talk_seconds END) "
             f"FROM calls {index} WHERE {where} AND final_target IS NOT NULL "
             "GROUP BY final_target"
-        )
-        found = db.all(sql, params)
-        if not packed or fits(found, 1):
-            break
+        ),
+        params,
+        1,
+    )
     rows = []
     for r in found:
         if packed:
