@@ -15,9 +15,16 @@ import pytest
 from cdr_samples import T0, make_attempt, make_end, make_start
 
 from callflow.store import CdrReader, CdrStore
-from callflow.store.schema import INSERT_ATTEMPT, INSERT_CALL, attempt_params, start_params
+from callflow.store.schema import (
+    INSERT_ATTEMPT,
+    INSERT_CALL,
+    START_COLUMNS,
+    attempt_params,
+    start_params,
+)
 
 BIG = 20_000
+ANI = START_COLUMNS.index("ani_e164")
 
 
 @pytest.fixture
@@ -31,6 +38,7 @@ async def big_db(db_path: Path) -> Path:
         uid = f"{T0:.0f}.{i}"
         start[0] = start[1] = attempt[0] = uid
         start[3] = T0 + (BIG - i)  # started_at: inserted in reverse order
+        start[ANI] = f"+1212{i:07d}"  # one caller each (one caller's 20k calls load slowly)
         starts.append(tuple(start))
         attempts.append(tuple(attempt))
     with sqlite3.connect(db_path) as db:
