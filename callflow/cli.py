@@ -106,7 +106,7 @@ def serve(
         log_format = "console" if sys.stderr.isatty() else "json"
     if log_format not in ("console", "json"):
         raise typer.BadParameter("--log-format is console or json")
-    logs.configure(log_format, log_level)  # type: ignore[arg-type]
+    logs.configure(log_format, log_level, cache=True)  # type: ignore[arg-type]
     host, _, port = listen.rpartition(":")
     _load(config)  # fail early, with file:line, before binding anything
     daemon = Daemon(DaemonOptions(config=config, database=db, host=host or "127.0.0.1",

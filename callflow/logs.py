@@ -23,8 +23,12 @@ class _Stderr:
         sys.stderr.flush()
 
 
-def configure(fmt: LogFormat = "console", level: str = "info") -> None:
-    """Configure structlog once for the process."""
+def configure(fmt: LogFormat = "console", level: str = "info", *, cache: bool = False) -> None:
+    """Configure structlog once for the process.
+
+    ``cache`` builds each module's logger once, on its first line (structlog's advice for a
+    long-running process: ``callflow serve``); tests leave it off so they can capture logs.
+    """
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -42,5 +46,5 @@ def configure(fmt: LogFormat = "console", level: str = "info") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         # One write per line (print() makes two: stderr is write-through, so two system calls).
         logger_factory=structlog.WriteLoggerFactory(_Stderr()),  # type: ignore[arg-type]
-        cache_logger_on_first_use=False,  # so tests can capture logs after configure()
+        cache_logger_on_first_use=cache,
     )

@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import TypeAlias
 
 import structlog
-from structlog.contextvars import bound_contextvars
+from structlog.contextvars import bind_contextvars
 
 from callflow.agi.protocol import IncompleteHeader, ProtocolError
 from callflow.agi.session import (
@@ -175,29 +175,30 @@ class AgiServer:
         """Run the routed handler with the call's uniqueid bound to the log context."""
         header = session.header
         handler = self.routes.get(header.script, self.default)
-        with bound_contextvars(uniqueid=header.uniqueid, script=header.script):
-            try:
-                if handler is None:
-                    log.warning("agi.route.unknown", query=dict(header.query))
-                else:
-                    await handler(session)
-            except asyncio.CancelledError:
-                # Cancelled by stop() after the grace period: end the task normally.
-                session.abort()
-                log.info("agi.connection.cancelled")
-                return
-            except AgiHangup as exc:
-                log.info("agi.handler.hangup", error=str(exc))
-            except AgiDisconnected as exc:
-                log.info("agi.handler.disconnected", error=str(exc))
-            except AgiTimeout as exc:
-                log.warning("agi.handler.timeout", error=str(exc))
-            except Exception:
-                log.exception("agi.handler.error")
-            try:
-                await session.close()
-            except asyncio.CancelledError:
-                session.abort()  # stop() after the grace period
+        # Each call's task runs in its own copy of the context: the binding ends with it.
+        bind_contextvars(uniqueid=header.uniqueid, script=header.script)
+        try:
+            if handler is None:
+                log.warning("agi.route.unknown", query=dict(header.query))
+            else:
+                await handler(session)
+        except asyncio.CancelledError:
+            # Cancelled by stop() after the grace period: end the task normally.
+            session.abort()
+            log.info("agi.connection.cancelled")
+            return
+        except AgiHangup as exc:
+            log.info("agi.handler.hangup", error=str(exc))
+        except AgiDisconnected as exc:
+            log.info("agi.handler.disconnected", error=str(exc))
+        except AgiTimeout as exc:
+            log.warning("agi.handler.timeout", error=str(exc))
+        except Exception:
+            log.exception("agi.handler.error")
+        try:
+            await session.close()
+        except asyncio.CancelledError:
+            session.abort()  # stop() after the grace period
 
 
 def _peer(conn: AgiConnection) -> object:

@@ -42,7 +42,7 @@ async def _daemon(args: argparse.Namespace) -> None:
     from callflow import logs
     from callflow.daemon import Daemon, DaemonOptions
 
-    logs.configure(args.log_format, args.log_level)
+    logs.configure(args.log_format, args.log_level, cache=True)
     daemon = Daemon(
         DaemonOptions(
             config=Path(args.config), database=Path(args.db), host=args.host, port=args.port,

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+import structlog
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
@@ -140,6 +141,34 @@ async def test_handler_exception_is_logged_with_uniqueid(servers: list[AgiServer
     fake = await FakeAsterisk.connect(server.port)  # still serving
     assert await fake.read_to_eof() == b""
     fake.close()
+
+
+async def test_each_call_logs_with_its_own_uniqueid_and_nothing_leaks(
+    servers: list[AgiServer],
+) -> None:
+    release = asyncio.Event()
+
+    async def inbound(session: AgiSession) -> None:
+        structlog.get_logger("test").info("call.mine")
+        await release.wait()
+        structlog.get_logger("test").info("call.mine")
+
+    server = await serve(servers, {"/inbound": inbound})
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        fakes = [
+            await FakeAsterisk.connect(server.port, build_header(uniqueid=f"17322800{n}.1"))
+            for n in range(3)
+        ]
+        await until(lambda: len(logs) == 3)
+        release.set()
+        for fake in fakes:
+            assert await fake.read_to_eof() == b""
+            fake.close()
+        await until(lambda: server.active == 0)
+        structlog.get_logger("test").info("after")
+    mine = sorted(e["uniqueid"] for e in logs if e["event"] == "call.mine")
+    assert mine == sorted(2 * [f"17322800{n}.1" for n in range(3)])
+    assert "uniqueid" not in next(e for e in logs if e["event"] == "after")
 
 
 async def test_graceful_stop_waits_for_call_in_progress(servers: list[AgiServer]) -> None:
