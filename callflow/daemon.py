@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import json
 import os
@@ -132,11 +133,9 @@ class Daemon:
             billing=self._billing,
         )  # fmt: skip
 
-        async def inbound(session: AgiSession) -> None:
-            await handle_inbound(session, ctx)
-
         self._server = AgiServer(
-            {contract.SCRIPT_INBOUND: inbound},
+            # A partial, not a wrapper coroutine: one frame less on every resumption of a call.
+            {contract.SCRIPT_INBOUND: functools.partial(handle_inbound, ctx=ctx)},
             host=o.host,
             port=o.port,
             backlog=o.backlog,
