@@ -181,6 +181,13 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b else "n/a"
 
 
+def daemon_errors(work: Path) -> list[str]:
+    """The error lines every daemon of this run logged (a run is only valid without them)."""
+    return [line for log_file in sorted(work.glob("daemon-*.log"))
+            for line in log_file.read_text(errors="replace").splitlines()
+            if '"level": "error"' in line or '"level": "critical"' in line]  # fmt: skip
+
+
 def verdict(ok: bool) -> str:
     """PASS or MISS."""
     return "**PASS**" if ok else "**MISS**"
@@ -352,6 +359,10 @@ def render(res: dict[str, Any], command: str) -> tuple[str, list[tuple[str, bool
                 f"{ms(s['daemon_cpu_ms_per_call'])} | {s['daemon_share']:.0%} |"
             )
         out.append("")
+    logged = res.get("daemon_errors", [])
+    first = f", first: {logged[0][:160]}" if logged else ""
+    checks.append(("the daemon logged no errors (refused CDR rows, failed calls)", not logged,
+                   f"{len(logged)} error lines{first}"))  # fmt: skip
     if checks:
         out += ["## Targets", "", "| target | result | measured |", "| --- | --- | --- |"]
         out += [f"| {name} | {verdict(ok)} | {detail} |" for name, ok, detail in checks]
@@ -400,6 +411,7 @@ def main() -> int:
             except Exception as exc:  # the PBX step needs root + the sandbox chroot
                 log(f"pbx step failed: {exc}")
                 res["pbx_error"] = str(exc)
+        res["daemon_errors"] = daemon_errors(work)
     res["load_after"] = loadavg()
     text, checks = render(res, command)
     if "pbx_error" in res:

@@ -401,6 +401,9 @@ class LoadGen:
     in_dial: int = 0
     holding: set[_Call] = field(default_factory=set)
     result: LoadResult = field(default_factory=lambda: LoadResult("none", None, None))
+    #: Asterisk names channels "<start time>.<counter>"; each run has its own start (in ms
+    #: here), so runs against one server never repeat a uniqueid (the CDR store refuses those).
+    epoch: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
     _seq: int = 0
     _rng: random.Random = field(default_factory=random.Random)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -436,7 +439,7 @@ class LoadGen:
         n = rng.randrange(max(1, self.ani_pool))
         area = (212, 312, 415, 617, 713, 305, 206, 303)[n % 8]
         ani = f"{area}{2_000_000 + (n // 8) % 7_000_000:07d}"
-        return build_header(self._seq, dnis=dnis, ani=ani, port=self.port)
+        return build_header(self._seq, dnis=dnis, ani=ani, port=self.port, epoch=self.epoch)
 
     async def place(self) -> None:
         """Place one call and wait until it is over (or fails)."""
