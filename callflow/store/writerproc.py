@@ -29,16 +29,11 @@ from callflow.store.connection import StrPath
 from callflow.store.errors import StoreError
 from callflow.store.schema import PRAGMAS
 
-__all__ = ["NICENESS", "WriterGone", "WriterProcess", "main", "sqlite_error"]
+__all__ = ["WriterGone", "WriterProcess", "main", "sqlite_error"]
 
 _LEN: Final = struct.Struct("!I")
 _READY: Final = "ready"
 _STOP_TIMEOUT: Final = 10.0
-#: The child runs at this much lower priority than the daemon: a routing decision should not
-#: wait behind a batch commit on a shared core (decision p99 at 500 calls/s on one core: 11-13 ms
-#: at 0, 9-10.5 ms at +5), while the writer still gets a quarter of a core against one busy
-#: nice-0 task (it needs about 0.15 ms per call).
-NICENESS: Final = 5
 #: The child's command (``-m`` would import this module twice: the package imports it too).
 _CHILD: Final = "import sys; from callflow.store.writerproc import main; sys.exit(main())"
 
@@ -179,7 +174,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     path, fd = argv if argv is not None else sys.argv[1:]
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    os.nice(NICENESS)
     sock = socket.socket(fileno=int(fd))
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
