@@ -6,15 +6,7 @@ import os
 import resource
 from pathlib import Path
 
-__all__ = [
-    "cpu_seconds",
-    "raise_nofile",
-    "rss_bytes",
-    "threads_cpu_seconds",
-    "tree_cpu_seconds",
-    "tree_pids",
-    "tree_rss_bytes",
-]
+__all__ = ["cpu_seconds", "raise_nofile", "rss_bytes", "threads_cpu_seconds"]
 
 _TICK = float(os.sysconf("SC_CLK_TCK"))
 
@@ -25,51 +17,6 @@ def cpu_seconds(pid: int) -> float:
     fields = stat[stat.rindex(")") + 2 :].split()
     # After the command name: state is field 3, utime field 14 and stime field 15 (1-based).
     return (int(fields[11]) + int(fields[12])) / _TICK
-
-
-def _stat_fields(pid: int) -> list[str]:
-    """The fields of /proc/PID/stat after the command name."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return stat[stat.rindex(")") + 2 :].split()
-
-
-def tree_pids(pid: int) -> list[int]:
-    """A process and its live descendants (e.g. the daemon and its CDR writer process)."""
-    pids, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        pids.append(current)
-        try:
-            for task in Path(f"/proc/{current}/task").iterdir():
-                todo += [int(child) for child in (task / "children").read_text().split()]
-        except FileNotFoundError:
-            continue
-    return pids
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU seconds of a process, its live descendants and the children it has reaped."""
-    total = 0.0
-    for n, member in enumerate(tree_pids(pid)):
-        try:
-            fields = _stat_fields(member)
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        # utime, stime; for the root also cutime, cstime (children that exited and were reaped)
-        used = fields[11:15] if n == 0 else fields[11:13]
-        total += sum(int(f) for f in used) / _TICK
-    return total
-
-
-def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of a process and its live descendants."""
-    total = 0
-    for member in tree_pids(pid):
-        try:
-            total += rss_bytes(member)
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total
 
 
 def threads_cpu_seconds(pids: list[int]) -> float:

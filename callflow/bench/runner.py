@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from callflow.bench.procstat import tree_cpu_seconds, tree_rss_bytes
+from callflow.bench.procstat import cpu_seconds, rss_bytes
 
 __all__ = [
     "Server", "hold", "measure", "pinned", "run_json", "run_load", "settle", "start_server",
@@ -64,12 +64,12 @@ class Server:
         return self.proc.pid
 
     def cpu(self) -> float:
-        """CPU seconds the server has used so far (with its CDR writer process)."""
-        return tree_cpu_seconds(self.pid)
+        """CPU seconds the server has used so far."""
+        return cpu_seconds(self.pid)
 
     def rss(self) -> int:
-        """The server's resident memory in bytes (with its CDR writer process)."""
-        return tree_rss_bytes(self.pid)
+        """The server's resident memory in bytes."""
+        return rss_bytes(self.pid)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the server gracefully (SIGTERM), killing it if it does not exit in time."""

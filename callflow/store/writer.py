@@ -2,9 +2,8 @@
 
 The call flow never waits for SQL on its hot path: ``start_call`` and ``add_attempt`` only queue
 a row. A writer task drains the queue every ``batch_interval`` seconds (at once when
-``max_batch`` rows are waiting, on ``flush`` and on ``close``) and has the writer process
-(``callflow.store.writerproc``, which keeps SQLite off the event loop's GIL) commit each batch in
-one ``BEGIN IMMEDIATE`` transaction. ``finish_call`` queues its UPDATE and returns once the batch
+``max_batch`` rows are waiting, on ``flush`` and on ``close``) and commits each batch in one
+``BEGIN IMMEDIATE`` transaction. ``finish_call`` queues its UPDATE and returns once the batch
 holding it has been committed, so many calls ending together share one commit.
 
 Durability (WAL journal, ``synchronous=NORMAL``):
@@ -23,9 +22,8 @@ Errors: a statement SQLite refuses (a duplicate uniqueid, an attempt of an unkno
 finish of a call never started) fails only its own row: the batch is retried row by row in one
 transaction, the bad row is logged and, for ``finish_call``, its caller gets ``RowRejected`` /
 ``UnknownCall``. A transaction that cannot be written at all (locked, disk full, I/O error) is
-retried with backoff, then logged and failed; a writer process that dies is replaced and its
-batch retried the same way. If the writer task itself ever stops, it logs ``cdr_writer_died``
-and every later call raises ``StoreClosed``.
+retried with backoff, then logged and failed. If the writer task itself ever stops, it logs
+``cdr_writer_died`` and every later call raises ``StoreClosed``.
 """
 
 from __future__ import annotations
@@ -34,6 +32,7 @@ import asyncio
 import contextlib
 import json
 import math
+import sqlite3
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Collection, Mapping
@@ -43,30 +42,43 @@ from typing import Any, Final, Self
 import aiosqlite
 import structlog
 
-from callflow.store.batch import ATTEMPT, FINISH, KIND, RECORDING, START, STATE, UNKNOWN
 from callflow.store.connection import StrPath, open_reader, open_writer
 from callflow.store.errors import RowRejected, StoreClosed, StoreError, UnknownCall
 from callflow.store.records import AttemptHistory, CallEnd, CallStart, DialAttempt
 from callflow.store.schema import (
     ATTEMPTS_SINCE,
+    FINISH_CALL,
     IN_PROGRESS,
+    INSERT_ATTEMPT,
+    INSERT_CALL,
     LAST_ANSWERED,
     LAST_SEEN,
+    LINK_NEXT_CALL,
     LOAD_STATE,
     MARK_UNKNOWN,
     RELINK_FINISHED,
     RESOLVE_CALL,
+    SAVE_STATE,
+    SET_RECORDING_BYTES,
+    START_COLUMNS,
     WARM_ANI,
     attempt_params,
     end_params,
     start_params,
 )
-from callflow.store.writerproc import WriterProcess, sqlite_error
 
 __all__ = ["CdrStore"]
 
 log = structlog.get_logger(__name__)
 
+_START: Final = 0
+_ATTEMPT: Final = 1
+_FINISH: Final = 2
+_RECORDING: Final = 3
+_STATE: Final = 4
+_SQL: Final = (INSERT_CALL, INSERT_ATTEMPT, FINISH_CALL, SET_RECORDING_BYTES, SAVE_STATE)
+_KIND: Final = ("start_call", "add_attempt", "finish_call", "set_recording_bytes", "save_state")
+_ANI_AT: Final = (START_COLUMNS.index("ani_e164"), START_COLUMNS.index("started_at"))
 #: Retries of a batch whose transaction failed as a whole, and the first backoff delay.
 _TX_RETRIES: Final = 5
 _TX_BACKOFF: Final = 0.05
@@ -85,6 +97,21 @@ class _Op:
         self.params = params
         self.uniqueid = uniqueid
         self.future = future
+
+
+class _CountMismatch(Exception):
+    """An UPDATE batch touched fewer rows than it had (some call was never started)."""
+
+
+def _links(kind: int, ops: list[_Op]) -> tuple[str, list[tuple[Any, ...]]] | None:
+    """The statement keeping the caller links exact after these writes (migration 7), if any."""
+    if kind == _START:
+        ani, at = _ANI_AT
+        rows = [(op.params[ani], op.params[at]) for op in ops if op.params[ani]]
+        return (LINK_NEXT_CALL, rows) if rows else None
+    if kind == _FINISH:
+        return RELINK_FINISHED, [(op.uniqueid,) for op in ops]
+    return None
 
 
 def _resolve(future: asyncio.Future[None] | None) -> None:
@@ -106,7 +133,6 @@ class CdrStore:
         self,
         conn: aiosqlite.Connection,
         rconn: aiosqlite.Connection,
-        child: WriterProcess,
         *,
         batch_interval: float,
         max_batch: int,
@@ -117,7 +143,6 @@ class CdrStore:
         self._clock = clock
         self._conn = conn
         self._rconn = rconn
-        self._child = child
         self._batch_interval = batch_interval
         self._max_batch = max_batch
         self._ani_cache_size = ani_cache_size
@@ -171,16 +196,9 @@ class CdrStore:
         except BaseException:
             await conn.close()
             raise
-        try:
-            child = await WriterProcess.start(path)
-        except BaseException:
-            await rconn.close()
-            await conn.close()
-            raise
         return cls(
             conn,
             rconn,
-            child,
             batch_interval=batch_interval,
             max_batch=max_batch,
             ani_cache_size=ani_cache_size,
@@ -209,22 +227,22 @@ class CdrStore:
 
     def start_call(self, call: CallStart) -> None:
         """Queue the call's in-progress row and return at once (no await, no SQL)."""
-        self._enqueue(_Op(START, start_params(call, self._clock()), call.uniqueid, None))
+        self._enqueue(_Op(_START, start_params(call, self._clock()), call.uniqueid, None))
         if call.ani_e164:
             self._remember(call.ani_e164, call.started_at)
 
     def add_attempt(self, attempt: DialAttempt) -> None:
         """Queue one dial attempt of a started call and return at once."""
-        self._enqueue(_Op(ATTEMPT, attempt_params(attempt), attempt.uniqueid, None))
+        self._enqueue(_Op(_ATTEMPT, attempt_params(attempt), attempt.uniqueid, None))
 
     def set_recording_bytes(self, uniqueid: str, size: int) -> None:
         """Queue the size of a call's recording, known once Asterisk has closed the file."""
-        self._enqueue(_Op(RECORDING, (size, self._clock(), uniqueid), uniqueid, None))
+        self._enqueue(_Op(_RECORDING, (size, self._clock(), uniqueid), uniqueid, None))
 
     async def finish_call(self, end: CallEnd) -> None:
         """Queue the call's final state and return once it is committed (group commit)."""
         future: asyncio.Future[None] = self._loop.create_future()
-        self._enqueue(_Op(FINISH, end_params(end, self._clock()), end.uniqueid, future))
+        self._enqueue(_Op(_FINISH, end_params(end, self._clock()), end.uniqueid, future))
         await future
 
     async def flush(self) -> None:
@@ -317,7 +335,7 @@ class CdrStore:
 
     def save_state(self, key: str, value: str) -> None:
         """Queue a value to keep across restarts."""
-        self._enqueue(_Op(STATE, (key, value), key, None))
+        self._enqueue(_Op(_STATE, (key, value), key, None))
 
     # -- restart ------------------------------------------------------------------------------
 
@@ -388,11 +406,8 @@ class CdrStore:
         try:
             await asyncio.wait([self._task])
         finally:
-            try:
-                await self._child.stop()
-            finally:
-                await self._rconn.close()
-                await self._conn.close()
+            await self._rconn.close()
+            await self._conn.close()
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -487,28 +502,70 @@ class CdrStore:
                 await asyncio.sleep(_TX_BACKOFF * 2**attempt)
 
     async def _write_batch(self, batch: list[_Op]) -> None:
-        """Have the writer process commit a batch; fail only the writes SQLite refused."""
-        refusals = await self._child.write([(op.kind, op.params, op.uniqueid) for op in batch])
+        """Commit a batch with one executemany per kind; on a bad row, go row by row."""
+        groups: tuple[list[_Op], ...] = tuple([] for _ in _SQL)
+        for op in batch:
+            groups[op.kind].append(op)
+        conn = self._conn
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            for kind, ops in enumerate(groups):
+                if ops:
+                    cur = await conn.executemany(_SQL[kind], [op.params for op in ops])
+                    if kind == _FINISH and cur.rowcount != len(ops):
+                        raise _CountMismatch(f"{cur.rowcount} of {len(ops)} calls finished")
+                    if links := _links(kind, ops):
+                        await conn.executemany(*links)
+            await conn.execute("COMMIT")
+        except (sqlite3.Error, _CountMismatch) as exc:
+            await self._rollback()
+            log.warning("cdr_batch_split", rows=len(batch), error=repr(exc))
+            await self._write_rows([op for ops in groups for op in ops])
+            return
+        except BaseException:
+            await self._rollback()
+            raise
         self.commits += 1
-        if refusals:
-            log.warning("cdr_batch_split", rows=len(batch), refused=len(refusals))
-            self.rejected_rows += len(refusals)
-        for index, op in enumerate(batch):
-            refusal = refusals.get(index) if refusals else None
-            if refusal is None:
-                if op.kind == FINISH:
-                    _resolve(op.future)
-            else:
-                _fail(op.future, self._reject(op, refusal))
+        for op in groups[_FINISH]:
+            _resolve(op.future)
 
-    def _reject(self, op: _Op, refusal: tuple[str, str, str]) -> StoreError:
+    async def _write_rows(self, ops: list[_Op]) -> None:
+        """Commit a batch statement by statement in one transaction, skipping refused rows."""
+        conn = self._conn
+        outcomes: list[StoreError | None] = []
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            for op in ops:
+                try:
+                    cur = await conn.execute(_SQL[op.kind], op.params)
+                except sqlite3.Error as exc:
+                    if not conn.in_transaction:  # SQLite aborted the whole transaction
+                        raise
+                    outcomes.append(self._reject(op, exc))
+                    continue
+                outcomes.append(
+                    self._reject(op, None) if op.kind == _FINISH and cur.rowcount == 0 else None
+                )
+                if outcomes[-1] is None and (links := _links(op.kind, [op])):
+                    await conn.executemany(*links)
+            await conn.execute("COMMIT")
+        except BaseException:
+            await self._rollback()
+            raise
+        self.commits += 1
+        for op, outcome in zip(ops, outcomes, strict=True):
+            if outcome is None:
+                _resolve(op.future)
+            else:
+                self.rejected_rows += 1
+                _fail(op.future, outcome)
+
+    def _reject(self, op: _Op, exc: sqlite3.Error | None) -> StoreError:
         """Log a refused row and build the error its caller will get."""
-        why, name, message = refusal
-        exc = None if why == UNKNOWN else sqlite_error(name, message)
-        log.error("cdr_row_rejected", op=KIND[op.kind], uniqueid=op.uniqueid, error=repr(exc))
+        log.error("cdr_row_rejected", op=_KIND[op.kind], uniqueid=op.uniqueid, error=repr(exc))
         if exc is None:
             return UnknownCall(f"finish_call for unknown call {op.uniqueid!r}")
-        err = RowRejected(f"{KIND[op.kind]} {op.uniqueid!r} refused by SQLite: {exc}")
+        err = RowRejected(f"{_KIND[op.kind]} {op.uniqueid!r} refused by SQLite: {exc}")
         err.__cause__ = exc
         return err
 

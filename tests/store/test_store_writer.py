@@ -129,7 +129,6 @@ def test_finished_calls_survive_kill_9(db_path: Path) -> None:
                 store.start_call(call)
             await asyncio.gather(*(store.finish_call(make_end(c)) for c in calls[:40]))
             store.start_call(make_start(99))  # queued, not yet committed
-            os.kill(store._child.pid, signal.SIGKILL)  # the writer process too, mid-nothing
             os.kill(os.getpid(), signal.SIGKILL)
 
         asyncio.run(main())
@@ -207,22 +206,19 @@ async def test_bad_rows_do_not_lose_the_batch(open_store: OpenStore, db_path: Pa
     assert "FOREIGN KEY constraint failed" in rejected[1]["error"]
 
 
-async def test_refused_finish_raises_row_rejected(store: CdrStore, db_path: Path) -> None:
+async def test_refused_finish_raises_row_rejected(
+    store: CdrStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     call = make_start(1)
     store.start_call(call)
-    await store.flush()
-    # A trigger makes SQLite refuse this call's UPDATE (in the writer process) as a constraint.
-    with sqlite3.connect(db_path) as db:
-        db.execute(
-            "CREATE TRIGGER refuse BEFORE UPDATE ON calls WHEN OLD.uniqueid = ? "
-            "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END".replace(
-                "?", f"'{call.uniqueid}'"
-            )
-        )
+    # Make the writer's UPDATE violate the status CHECK: a row SQLite refuses.
+    start_sql, attempt_sql, finish_sql, *rest = writer_module._SQL
+    bogus = finish_sql.replace("status = 'completed'", "status = 'bogus'")
+    monkeypatch.setattr(writer_module, "_SQL", (start_sql, attempt_sql, bogus, *rest))
     with structlog.testing.capture_logs(), pytest.raises(RowRejected) as info:
         await store.finish_call(make_end(call))
     assert isinstance(info.value.__cause__, sqlite3.IntegrityError)
-    assert "refused by the test" in str(info.value)
+    assert "CHECK constraint failed" in str(info.value)
 
 
 async def test_failed_transactions_are_retried_then_reported(
