@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -137,7 +136,7 @@ async def test_against_the_daemon_every_call_gets_a_cdr(tmp_path: Path, hangups:
         )  # fmt: skip
         with structlog.testing.capture_logs() as logs:
             result = await gen.open_loop(rate=100, duration=1.0)
-            await asyncio.sleep(0.002)  # a second run (as the bench makes) has its own uniqueids
+            # a second run against the same daemon, as the bench makes: its own uniqueids
             again = await LoadGen(daemon.port, ring=0.01, talk=0.01, numbers=10).open_loop(
                 rate=100, duration=0.5
             )
