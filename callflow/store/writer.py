@@ -4,7 +4,8 @@ The call flow never waits for SQL on its hot path: ``start_call`` and ``add_atte
 a row. A writer task drains the queue every ``batch_interval`` seconds (at once when
 ``max_batch`` rows are waiting, on ``flush`` and on ``close``) and commits each batch in one
 ``BEGIN IMMEDIATE`` transaction. ``finish_call`` queues its UPDATE and returns once the batch
-holding it has been committed, so many calls ending together share one commit.
+holding it has been committed, so many calls ending together share one commit. They resume a
+few per loop turn, so new calls' I/O is never held behind a whole batch of endings.
 
 Durability (WAL journal, ``synchronous=NORMAL``):
 
@@ -82,6 +83,9 @@ _ANI_AT: Final = (START_COLUMNS.index("ani_e164"), START_COLUMNS.index("started_
 #: Retries of a batch whose transaction failed as a whole, and the first backoff delay.
 _TX_RETRIES: Final = 5
 _TX_BACKOFF: Final = 0.05
+#: Callers resumed per loop turn after a commit. Resuming a whole batch's calls at once held
+#: new calls' routing decisions behind the burst (p99 at 500 calls/s: see BENCHMARKS.md).
+_RESUME_SLICE: Final = 4
 
 
 class _Op:
@@ -459,6 +463,7 @@ class CdrStore:
                             await self._kick.wait()
             batch = self._inflight = self._take()
             await self._write(batch)
+            await self._resume(batch)
             self._inflight = []
             self._done += len(batch)
             self._release_waiters()
@@ -472,6 +477,20 @@ class CdrStore:
         if len(ops) < self._max_batch:
             self._kick.clear()
         return batch
+
+    async def _resume(self, batch: list[_Op]) -> None:
+        """Resolve the written batch's waiting callers a few per loop turn (failed ones are done)."""
+        resumed = 0
+        for op in batch:
+            future = op.future
+            if future is None or future.done():
+                continue
+            if resumed and resumed % _RESUME_SLICE == 0:
+                await asyncio.sleep(0)  # let I/O and new calls in between
+                if future.done():
+                    continue
+            future.set_result(None)
+            resumed += 1
 
     def _release_waiters(self) -> None:
         """Complete the flush() calls whose writes are all done."""
@@ -526,8 +545,6 @@ class CdrStore:
             await self._rollback()
             raise
         self.commits += 1
-        for op in groups[_FINISH]:
-            _resolve(op.future)
 
     async def _write_rows(self, ops: list[_Op]) -> None:
         """Commit a batch statement by statement in one transaction, skipping refused rows."""
@@ -554,9 +571,7 @@ class CdrStore:
             raise
         self.commits += 1
         for op, outcome in zip(ops, outcomes, strict=True):
-            if outcome is None:
-                _resolve(op.future)
-            else:
+            if outcome is not None:
                 self.rejected_rows += 1
                 _fail(op.future, outcome)
 

@@ -173,6 +173,26 @@ async def test_concurrent_finishes_share_commits(open_store: OpenStore) -> None:
     assert store.commits - before <= 2
 
 
+async def test_a_batch_resumes_its_callers_a_few_per_loop_turn(open_store: OpenStore) -> None:
+    # All of a batch's callers resumed in one turn would hold every new call's I/O behind them.
+    store = await open_store(batch_interval=0.05)
+    calls = [make_start(i) for i in range(1, 13)]
+    for call in calls:
+        store.start_call(call)
+    resumed: list[int] = []
+    other_work_at: list[int] = []
+
+    async def finish(n: int, call: CallStart) -> None:
+        await store.finish_call(make_end(call))
+        if not resumed:  # the first caller resumed: work that arrives now must not wait for all
+            asyncio.get_running_loop().call_soon(lambda: other_work_at.append(len(resumed)))
+        resumed.append(n)
+
+    await asyncio.gather(*(finish(n, c) for n, c in enumerate(calls)))
+    assert store.commits <= 2 and len(resumed) == len(calls)
+    assert other_work_at and other_work_at[0] < len(calls) / 2
+
+
 async def test_bad_rows_do_not_lose_the_batch(open_store: OpenStore, db_path: Path) -> None:
     store = await open_store(batch_interval=0.05)
     a, b = make_start(1), make_start(2)
