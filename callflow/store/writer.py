@@ -479,7 +479,7 @@ class CdrStore:
         return batch
 
     async def _resume(self, batch: list[_Op]) -> None:
-        """Resolve the written batch's waiting callers a few per loop turn (failed ones are done)."""
+        """Resume the batch's waiting callers, a few per loop turn (failed ones are done)."""
         resumed = 0
         for op in batch:
             future = op.future
