@@ -34,7 +34,7 @@ class RowRejected(StoreError):
 
 
 class UnknownCall(RowRejected):
-    """A call was finished that was never started (no row with that uniqueid)."""
+    """A call was finished that is not in progress: never started, or finished already."""
 
 
 class AmbiguousUniqueid(StoreError, LookupError):

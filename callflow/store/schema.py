@@ -33,7 +33,6 @@ __all__ = [
     "MARK_UNKNOWN",
     "PRAGMAS",
     "RELINK_FINISHED",
-    "RESOLVE_CALL",
     "SAVE_STATE",
     "SET_RECORDING_BYTES",
     "START_COLUMNS",
@@ -114,14 +113,14 @@ INSERT_ATTEMPT: Final = (
     f"VALUES ({', '.join('?' * len(ATTEMPT_COLUMNS))})"
 )
 _SET_END: Final = ", ".join(f"{c} = ?" for c in END_COLUMNS)
+#: Only a row still in progress: a repeated uniqueid never overwrites a finished call.
 FINISH_CALL: Final = (
-    f"UPDATE calls SET {_SET_END}, status = 'completed', updated_at = ? WHERE uniqueid = ?"
+    f"UPDATE calls SET {_SET_END}, status = 'completed', updated_at = ? "
+    "WHERE uniqueid = ? AND status = 'in_progress'"
 )
 SET_RECORDING_BYTES: Final = (
     "UPDATE calls SET recording_bytes = ?, updated_at = ? WHERE uniqueid = ?"
 )
-#: Like FINISH_CALL, limited to rows still in progress (a condition may be appended).
-RESOLVE_CALL: Final = FINISH_CALL + " AND status = 'in_progress'"
 MARK_UNKNOWN: Final = (
     "UPDATE calls SET status = 'unknown', disposition = 'unknown', ended_at = NULL, "
     "updated_at = ? WHERE status = 'in_progress' "
@@ -155,7 +154,7 @@ def start_params(call: CallStart, now: float) -> tuple[Any, ...]:
 
 
 def end_params(end: CallEnd, now: float) -> tuple[Any, ...]:
-    """Bind values for FINISH_CALL / RESOLVE_CALL."""
+    """Bind values for FINISH_CALL."""
     return (*_end_values(end), now, end.uniqueid)
 
 

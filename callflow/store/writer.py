@@ -20,7 +20,7 @@ Durability (WAL journal, ``synchronous=NORMAL``):
   database and never leaves a half-written batch.
 
 Errors: a statement SQLite refuses (a duplicate uniqueid, an attempt of an unknown call, a
-finish of a call never started) fails only its own row: the batch is retried row by row in one
+finish of a call not in progress) fails only its own row: the batch is retried row by row in one
 transaction, the bad row is logged and, for ``finish_call``, its caller gets ``RowRejected`` /
 ``UnknownCall``. A transaction that cannot be written at all (locked, disk full, I/O error) is
 retried with backoff, then logged and failed. If the writer task itself ever stops, it logs
@@ -58,7 +58,6 @@ from callflow.store.schema import (
     LOAD_STATE,
     MARK_UNKNOWN,
     RELINK_FINISHED,
-    RESOLVE_CALL,
     SAVE_STATE,
     SET_RECORDING_BYTES,
     START_COLUMNS,
@@ -104,7 +103,7 @@ class _Op:
 
 
 class _CountMismatch(Exception):
-    """An UPDATE batch touched fewer rows than it had (some call was never started)."""
+    """An UPDATE batch touched fewer rows than it had (some call was not in progress)."""
 
 
 def _links(kind: int, ops: list[_Op]) -> tuple[str, list[tuple[Any, ...]]] | None:
@@ -373,7 +372,7 @@ class CdrStore:
                 resolved = 0
                 if resolutions:
                     params = [(*end_params(end, now), *extra) for end in resolutions.values()]
-                    cur = await conn.executemany(RESOLVE_CALL + extra_sql, params)
+                    cur = await conn.executemany(FINISH_CALL + extra_sql, params)
                     resolved = max(cur.rowcount, 0)
                     await conn.executemany(RELINK_FINISHED, [(uid,) for uid in resolutions])
                 kept = json.dumps(sorted(keep))
@@ -579,7 +578,7 @@ class CdrStore:
         """Log a refused row and build the error its caller will get."""
         log.error("cdr_row_rejected", op=_KIND[op.kind], uniqueid=op.uniqueid, error=repr(exc))
         if exc is None:
-            return UnknownCall(f"finish_call for unknown call {op.uniqueid!r}")
+            return UnknownCall(f"finish_call: no call {op.uniqueid!r} in progress")
         err = RowRejected(f"{_KIND[op.kind]} {op.uniqueid!r} refused by SQLite: {exc}")
         err.__cause__ = exc
         return err

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import pytest
+import structlog
 from cdr_samples import T0, OpenStore, make_end, make_start
 
-from callflow.store import CallEnd
+from callflow.store import CallEnd, UnknownCall
 from callflow.store.migrations import MIGRATIONS, migrate
 
 Row = tuple[str, float, str | None, str | None]  # uniqueid, started_at, number, disposition
@@ -113,14 +115,19 @@ async def test_writer_keeps_links_exact_in_any_order(open_store: OpenStore, db_p
             start = make_start(k, uniqueid=uid, linkedid=uid, started_at=at, ani_e164=ani)
             await store.finish_call(make_end(start, disposition=disp))
     assert assert_exact(db_path) == 120
-    # A call finished again with another outcome (answered -> busy and back) stays exact.
+    # Finishing a finished call again (a repeated uniqueid) is refused: outcome and links kept.
     answered = [r for r in history if r[3] == "answered" and r[2]][:5]
-    for uid, *_ in answered:
-        await store.finish_call(CallEnd(uniqueid=uid, ended_at=T0, disposition="busy"))
-    assert_exact(db_path)
-    for uid, *_ in answered[:2]:
-        await store.finish_call(CallEnd(uniqueid=uid, ended_at=T0, disposition="answered"))
-    assert_exact(db_path)
+    with structlog.testing.capture_logs():
+        for uid, *_ in answered:
+            with pytest.raises(UnknownCall):
+                await store.finish_call(CallEnd(uniqueid=uid, ended_at=T0, disposition="busy"))
+    assert assert_exact(db_path) == 120
+    with sqlite3.connect(db_path) as db:
+        kept = db.execute(
+            f"SELECT DISTINCT disposition FROM calls WHERE uniqueid IN ({','.join('?' * 5)})",
+            [uid for uid, *_ in answered],
+        ).fetchall()
+    assert kept == [("answered",)]
 
 
 async def test_resolutions_and_deletes_keep_links_exact(

@@ -226,6 +226,26 @@ async def test_bad_rows_do_not_lose_the_batch(open_store: OpenStore, db_path: Pa
     assert "FOREIGN KEY constraint failed" in rejected[1]["error"]
 
 
+async def test_a_repeated_uniqueid_never_overwrites_a_finished_call(
+    store: CdrStore, db_path: Path
+) -> None:
+    first = make_start(1)
+    store.start_call(first)
+    await store.finish_call(make_end(first, disposition="answered"))
+    again = dataclasses.replace(first, channel="PJSIP/other-00000009")  # same uniqueid
+    with structlog.testing.capture_logs() as logs:
+        store.start_call(again)
+        with pytest.raises(UnknownCall, match="in progress"):
+            await store.finish_call(make_end(again, disposition="busy"))
+    assert [e["op"] for e in logs if e["event"] == "cdr_row_rejected"] == [
+        "start_call",
+        "finish_call",
+    ]
+    assert _rows(db_path, "SELECT channel, disposition, status FROM calls") == [
+        (first.channel, "answered", "completed")
+    ]
+
+
 async def test_refused_finish_raises_row_rejected(
     store: CdrStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
