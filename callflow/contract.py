@@ -33,6 +33,10 @@ ACCEPT_GOSUB = "callflow-accept"  # the same, then press 1 to accept (pay-per-ca
 # HANGUPCAUSE, the agent's answer instant written by [callflow-answered], and which leg of a
 # simultaneous Dial answered (DIALEDPEERNUMBER: "agent1", "+15551234567@pstn-trunk"), and when
 # the agent pressed 1 to accept (written by [callflow-accept]).
+# Set by app_voicemail: SUCCESS (a message was left), USEREXIT or FAILED (no such box, ...).
+VAR_VMSTATUS = "VMSTATUS"
+VOICEMAIL_REACHED = frozenset({"SUCCESS", "USEREXIT"})
+
 DIAL_OUTCOME_SEP = "|"
 DIAL_OUTCOME = (
     "${DIALSTATUS}|${HANGUPCAUSE}|${SHARED(CALLFLOW_AGENT_ANSWERED_AT)}|${DIALEDPEERNUMBER}"

@@ -191,6 +191,7 @@ class InboundCall:
         self.dials = DialLog()
         self.answered = [False]
         self.no_attempt = FAILED  # the disposition when nothing was dialled
+        self.ended_in: str | None = None  # the disposition of a final action, whatever was dialled
         self.recording: str | None = None
         self.final_action: Action | None = None
         self.decided_at: float | None = None
@@ -240,7 +241,8 @@ class InboundCall:
         elif isinstance(action, Voicemail):
             # The box name is validated by the rules file ([A-Za-z0-9_.@-]).
             await session.exec("VoiceMail", f"{action.box},u")
-            self.no_attempt = VOICEMAIL
+            status = await session.get_variable(contract.VAR_VMSTATUS)
+            self.ended_in = VOICEMAIL if status in contract.VOICEMAIL_REACHED else FAILED
         elif isinstance(action, Reject):
             self.no_attempt = REJECTED
             await session.exec("Hangup", str(action.q850))
@@ -345,8 +347,8 @@ async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
     reason = call.reason()
     end = call_end(
         start.uniqueid, call.dials.attempts, session.hung_up, ctx.clock(), reason,
-        no_attempt=call.no_attempt, ivr_digits=";".join(call.entered) or None,
-        recording_path=call.recording, zip=call.zip,
+        no_attempt=call.no_attempt, ended_in=call.ended_in,
+        ivr_digits=";".join(call.entered) or None, recording_path=call.recording, zip=call.zip,
     )  # fmt: skip
     if lost and ctx.billing is not None:
         ctx.billing.state.release(start.uniqueid)

@@ -25,11 +25,16 @@ def call_end(
     reason: dict[str, object],
     *,
     no_attempt: str = FAILED,
+    ended_in: str | None = None,
     ivr_digits: str | None = None,
     recording_path: str | None = None,
     zip: str | None = None,
 ) -> CallEnd:
-    """The CDR's final fields; ``no_attempt`` is the disposition when nothing was dialled."""
+    """The CDR's final fields.
+
+    ``no_attempt`` is the disposition when nothing was dialled; ``ended_in``, that of a final
+    action which decides it whatever was dialled before (voicemail after a busy agent).
+    """
     answered = next((a for a in attempts if a.result == "ANSWER"), None)
     last = attempts[-1] if attempts else None
     if answered is not None:
@@ -42,6 +47,8 @@ def call_end(
         if caller_hung_up and disposition != ABANDONED:
             disposition = ABANDONED
         hangup_by = "caller" if disposition == ABANDONED else "system"
+    if ended_in is not None and answered is None:
+        disposition, hangup_by = ended_in, "caller" if caller_hung_up else "system"
     final = answered or last
     reason = {**reason, "attempts": [f"{a.target}:{a.result}" for a in attempts]}
     return CallEnd(

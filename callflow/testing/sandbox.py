@@ -231,6 +231,16 @@ class Sandbox:
         )
         (sounds / "callflow-beep.sln").write_bytes(beep)
         (sounds / "callflow-silence.sln").write_bytes(b"\x00\x00" * rate)
+        # What app_voicemail plays before it records (the packaged prompts are not installed).
+        (sounds / "vm-intro.sln").write_bytes(b"\x00\x00" * (rate // 5))
+        (sounds / "beep.sln").write_bytes(beep)
+
+    def voicemail_box(self, box: str, context: str = "default") -> Path:
+        """A voicemail box's folder in the spool (voicemail.conf), with its greeting recorded."""
+        folder = self.config.dir / "spool" / "voicemail" / context / box
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "unavail.sln").write_bytes(b"\x00\x00" * 4000)  # half a second
+        return folder
 
     # -- running -----------------------------------------------------------------------------
     def _chroot(self, *args: str) -> list[str]:

@@ -52,6 +52,13 @@ def test_caller_gave_up_while_ringing() -> None:
     assert end.ring_seconds == 4.1 and end.talk_seconds == 0.0
 
 
+def test_a_final_action_decides_after_failed_attempts() -> None:
+    end = call_end("u1", [attempt(1, "BUSY", 0.2)], True, 0, {}, ended_in="voicemail")
+    assert end.disposition == "voicemail" and end.hangup_by == "caller"
+    assert end.final_target == "t1" and end.dialstatus == "BUSY"
+    assert call_end("u1", [], False, 0, {}, ended_in="failed").hangup_by == "system"
+
+
 def test_no_attempt_at_all() -> None:
     assert call_end("u1", [], False, 0, {}).disposition == "failed"
     assert call_end("u1", [], True, 0, {}).disposition == "abandoned"

@@ -120,6 +120,51 @@ rules:
     assert "closed" in call["route_reason"]
 
 
+async def test_busy_agent_fails_over_to_voicemail(start_daemon, agents, place_call, cdr, sandbox):
+    box = sandbox.voicemail_box("100")
+    for old in box.glob("INBOX/msg*"):
+        old.unlink()
+    await start_daemon(
+        rules("""
+targets: {office: {endpoint: agent1}}
+groups: {office: {targets: [office]}}
+campaigns: {main: {route: [office]}}
+rules:
+  - {name: office, route: office, fallback: {voicemail: "100@default"}}
+""")
+    )
+    office = await agents("agent1", reject=486)
+
+    result = await place_call(ani="2125550100", dnis="8005550001", hold=4, audio=True)
+    call = await cdr(status="completed")
+
+    assert len(office.invites) == 1
+    assert result.answered and result.hung_up_by == "carrier"  # the caller left a message
+    assert call["disposition"] == "voicemail" and call["final_target"] == "office"
+    assert [a["result"] for a in call["attempts"]] == ["BUSY"]
+    # app_voicemail recorded the caller's message in the box, with who called
+    (info,) = box.glob("INBOX/msg*.txt")
+    assert "callerid=" in info.read_text() and "2125550100" in info.read_text()
+    (audio,) = box.glob("INBOX/msg*.wav")
+    assert audio.stat().st_size > 8000  # more than a second of 8 kHz audio
+
+
+async def test_voicemail_to_a_box_asterisk_lacks_is_a_failed_call(start_daemon, place_call, cdr):
+    await start_daemon(
+        rules("""
+targets: {office: {endpoint: agent1}}
+campaigns: {main: {route: [office]}}
+rules:
+  - {name: nobody, voicemail: "999@default"}
+""")
+    )
+    await place_call(ani="2125550100", dnis="8005550001", hold=2)
+    call = await cdr(status="completed")
+
+    assert call["disposition"] == "failed" and call["attempts"] == []
+    assert json.loads(call["route_reason"])["rule"] == "nobody"
+
+
 async def test_capped_target_is_skipped_for_the_next(start_daemon, agents, place_call, cdr):
     await start_daemon(
         rules("""
