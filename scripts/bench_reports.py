@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -89,6 +90,17 @@ async def _migrate(path: Path) -> None:
     await conn.close()
 
 
+def _loop(path: Path, seconds: float) -> int:
+    """Run every report over the whole year, back to back, for ``seconds``; print a JSON line."""
+    builds = list(reports("+12125550100").values())
+    deadline, ran = time.perf_counter() + seconds, 0
+    while time.perf_counter() < deadline:
+        _time(path, builds[ran % len(builds)], Filters(), 1)
+        ran += 1
+    print(json.dumps({"reports_run": ran, "seconds": seconds}), flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -99,11 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", action="append", default=[], help="time only reports whose name contains this"
     )
+    parser.add_argument(
+        "--loop", type=float, default=0.0, help="run the reports back to back for this many "
+        "seconds on an existing --db and print how many ran (for the writer-latency bench)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     from callflow import logs
 
     logs.configure("console", "warning")  # the table only, not the store's log lines
     path = args.db or Path(f"var/bench-{args.rows}.sqlite3")
+    if args.loop:
+        return _loop(path, args.loop)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()

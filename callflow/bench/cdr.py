@@ -3,6 +3,10 @@
 Each call writes what the daemon writes for a call answered by its first target: the
 in-progress ``calls`` row, one ``attempts`` row, and the final UPDATE (three row writes), through
 the real ``CdrStore`` (batched group commit), from many concurrent calls as the daemon does.
+
+With ``--db PATH --rate R --duration S`` it writes into an existing database at a fixed rate
+instead and reports how long each ``finish_call`` waited for its commit (the writer's latency,
+e.g. while reports read the same file on their own connections).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 
 from callflow.store import CallEnd, CallStart, CdrStore, DialAttempt
 
-__all__ = ["ROW_WRITES_PER_CALL", "bench_cdr", "records"]
+__all__ = ["ROW_WRITES_PER_CALL", "bench_cdr", "bench_paced", "records"]
 
 #: Row writes per call: INSERT calls, INSERT attempts, UPDATE calls.
 ROW_WRITES_PER_CALL = 3
@@ -89,15 +93,68 @@ async def bench_cdr(path: Path, calls: int, concurrency: int = 200) -> dict[str,
     }
 
 
+async def bench_paced(path: Path, rate: float, duration: float) -> dict[str, Any]:
+    """Write calls into ``path`` at ``rate`` calls/s; return the finish_call latencies."""
+    store = await CdrStore.open(path)
+    loop = asyncio.get_running_loop()
+    now = time.time()
+    waits: list[float] = []
+    failed = 0
+
+    async def call(i: int) -> None:
+        nonlocal failed
+        start, attempt, end = records(i, now)
+        store.start_call(start)
+        store.add_attempt(attempt)
+        t = time.perf_counter()
+        try:
+            await store.finish_call(end)
+        except Exception:
+            failed += 1
+            return
+        waits.append(time.perf_counter() - t)
+
+    tasks = []
+    t0 = loop.time()
+    for i in range(max(1, int(rate * duration))):
+        delay = t0 + i / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(loop.create_task(call(i)))
+    await asyncio.gather(*tasks)
+    commits, rejected = store.commits, store.rejected_rows
+    await store.close()
+    waits.sort()
+    n = len(waits)
+    return {
+        "rate": rate,
+        "calls": len(tasks),
+        "finished": n,
+        "failed": failed,
+        "rejected_rows": rejected,
+        "commits": commits,
+        "finish_p50_ms": waits[n // 2] * 1e3 if n else None,
+        "finish_p99_ms": waits[min(n - 1, int(n * 0.99))] * 1e3 if n else None,
+        "finish_max_ms": waits[-1] * 1e3 if n else None,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CDR write benchmark on a temporary database and print one JSON line."""
     p = argparse.ArgumentParser(prog="python -m callflow.bench.cdr", description=__doc__)
     p.add_argument("--calls", type=int, default=20_000)
     p.add_argument("--concurrency", type=int, default=200)
     p.add_argument("--no-uvloop", action="store_true")
+    p.add_argument("--db", type=Path, help="write into this existing database, paced")
+    p.add_argument("--rate", type=float, default=500.0, help="calls/s with --db")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds with --db")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="callflow-cdr-bench-") as tmp:
-        coro = bench_cdr(Path(tmp) / "cdr.sqlite", args.calls, args.concurrency)
+        coro = (
+            bench_paced(args.db, args.rate, args.duration)
+            if args.db is not None
+            else bench_cdr(Path(tmp) / "cdr.sqlite", args.calls, args.concurrency)
+        )
         if args.no_uvloop:
             result = asyncio.run(coro)
         else:
