@@ -19,7 +19,7 @@ import structlog
 from callflow import contract, directory
 from callflow.agi import AgiServer, AgiSession
 from callflow.ami import Ami, AmiError, AmiUrl
-from callflow.billing import load_state, open_ledger
+from callflow.billing import load_state
 from callflow.call.inbound import Billing, CallContext, Routing, handle_inbound
 from callflow.call.reconcile import Reconciler
 from callflow.call.recording import sweep
@@ -121,8 +121,8 @@ class Daemon:
         await store.warm_repeat_cache(time.time() - days * 86400)
         self._counters = await self._load_counters()
         self._directory = directory.load(o.database)
-        ledger = await open_ledger(o.database)
-        self._billing = Billing(await load_state(ledger, config), ledger)
+        async with store.exclusive() as conn:
+            self._billing = Billing(await load_state(conn, config), store)
         self._events = EventHub(config.events, node=o.node,
                                 spool_dir=o.spool_dir or o.database.parent / "spool")  # fmt: skip
         self._events.metrics.set_cdr_queue_depth(lambda: float(store.pending))
@@ -266,9 +266,7 @@ class Daemon:
         if self._events is not None:
             await self._events.stop(timeout=5.0)
             self._events = None
-        if self._billing is not None:
-            await self._billing.ledger.close()
-            self._billing = None
+        self._billing = None
         if self._store is not None:
             self._save_cursors()
             await self._store.close()

@@ -90,7 +90,8 @@ class LedgerEntry:
 
 
 async def open_ledger(path: str | os.PathLike[str]) -> aiosqlite.Connection:
-    """Open (creating and migrating) the CDR database read-write for ledger writes."""
+    """Open the CDR database read-write for the CLI's ledger writes (the daemon posts through
+    its CDR writer: ``CdrStore.exclusive``)."""
     from callflow.store.connection import open_writer
 
     return await open_writer(path)

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-import aiosqlite
 import structlog
 
 from callflow import contract
@@ -97,10 +96,10 @@ class CallContext:
 
 @dataclass
 class Billing:
-    """Pay per call: the live caps/duplicates state and the ledger it posts to."""
+    """Pay per call: the live caps/duplicates state; entries post through the CDR writer."""
 
     state: BillingState
-    ledger: aiosqlite.Connection
+    store: CdrStore
 
 
 def dnis_of(session: AgiSession) -> str:
@@ -393,7 +392,8 @@ async def _bill(
     if assessment.buyer is None and assessment.publisher is None:
         return
     try:
-        await post(billing.ledger, assessment)
+        async with billing.store.exclusive() as conn:
+            await post(conn, assessment)
     except Exception:  # the CDR is safe; a ledger failure must not kill the call's task
         log.exception("billing.post_failed")
 

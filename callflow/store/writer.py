@@ -36,7 +36,7 @@ import math
 import sqlite3
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -339,6 +339,17 @@ class CdrStore:
     def save_state(self, key: str, value: str) -> None:
         """Queue a value to keep across restarts."""
         self._enqueue(_Op(_STATE, (key, value), key, None))
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Lend the writer connection between batches, for the caller's own transaction.
+
+        The billing ledger posts through it, so the daemon has one writer connection and its
+        transactions never wait on each other's locks (SQLite's busy handler sleeps).
+        """
+        self._check_alive()
+        async with self._tx_lock:
+            yield self._conn
 
     # -- restart ------------------------------------------------------------------------------
 

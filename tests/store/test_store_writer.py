@@ -193,6 +193,23 @@ async def test_a_batch_resumes_its_callers_a_few_per_loop_turn(open_store: OpenS
     assert other_work_at and other_work_at[0] < len(calls) / 2
 
 
+async def test_exclusive_lends_the_writer_connection_between_batches(
+    store: CdrStore, db_path: Path
+) -> None:
+    call = make_start(1)
+    async with store.exclusive() as conn:
+        store.start_call(call)
+        flushing = asyncio.ensure_future(store.flush())
+        await asyncio.sleep(0.05)  # the batch is due: it waits for the connection
+        assert not flushing.done() and _rows(db_path, "SELECT count(*) FROM calls") == [(0,)]
+        await conn.execute("BEGIN IMMEDIATE")
+        await conn.execute("INSERT INTO state (key, value) VALUES ('lent', 'yes')")
+        await conn.execute("COMMIT")
+    await flushing
+    assert _rows(db_path, "SELECT count(*) FROM calls") == [(1,)]
+    assert _rows(db_path, "SELECT value FROM state WHERE key = 'lent'") == [("yes",)]
+
+
 async def test_bad_rows_do_not_lose_the_batch(open_store: OpenStore, db_path: Path) -> None:
     store = await open_store(batch_interval=0.05)
     a, b = make_start(1), make_start(2)
