@@ -20,17 +20,20 @@ Durability (WAL journal, ``synchronous=NORMAL``):
   database and never leaves a half-written batch.
 
 Errors: a statement SQLite refuses (a duplicate uniqueid, an attempt of an unknown call, a
-finish of a call not in progress) fails only its own row: the batch is retried row by row in one
-transaction, the bad row is logged and, for ``finish_call``, its caller gets ``RowRejected`` /
-``UnknownCall``. A transaction that cannot be written at all (locked, disk full, I/O error) is
-retried with backoff, then logged and failed. If the writer task itself ever stops, it logs
-``cdr_writer_died`` and every later call raises ``StoreClosed``.
+finish of a call not in progress) fails only its own row: the batch is retried row by row in
+one transaction, the bad row is logged and, for ``finish_call``, its caller gets
+``RowRejected`` / ``UnknownCall``. A transaction that cannot be written at all (locked, disk
+full, I/O error) is retried with backoff for up to ten minutes, later writes waiting in memory
+behind it, then logged and failed; once the store is closing, for ten seconds at most. If the
+writer task itself ever stops, it logs ``cdr_writer_died`` and every later call raises
+``StoreClosed``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import math
 import sqlite3
@@ -79,9 +82,14 @@ _STATE: Final = 4
 _SQL: Final = (INSERT_CALL, INSERT_ATTEMPT, FINISH_CALL, SET_RECORDING_BYTES, SAVE_STATE)
 _KIND: Final = ("start_call", "add_attempt", "finish_call", "set_recording_bytes", "save_state")
 _ANI_AT: Final = (START_COLUMNS.index("ani_e164"), START_COLUMNS.index("started_at"))
-#: Retries of a batch whose transaction failed as a whole, and the first backoff delay.
-_TX_RETRIES: Final = 5
+#: A batch whose transaction fails as a whole (locked by another writer, disk full) is retried,
+#: its backoff doubling from _TX_BACKOFF to _TX_BACKOFF_MAX, for _TX_RETRY_FOR seconds after its
+#: first failure (an admin's VACUUM or a disk being cleared loses nothing); once the store is
+#: closing, for _TX_CLOSE_GRACE seconds at most (then what is still queued is logged and failed).
+_TX_RETRY_FOR: Final = 600.0
+_TX_CLOSE_GRACE: Final = 10.0
 _TX_BACKOFF: Final = 0.05
+_TX_BACKOFF_MAX: Final = 5.0
 #: Callers resumed per loop turn after a commit. Resuming a whole batch's calls at once held
 #: new calls' routing decisions behind the burst (p99 at 500 calls/s: see BENCHMARKS.md).
 _RESUME_SLICE: Final = 4
@@ -160,6 +168,7 @@ class CdrStore:
         self._enqueued = 0
         self._done = 0
         self._closing = False
+        self._closing_at: float | None = None
         self._dead: BaseException | None = None
         self._closer: asyncio.Task[None] | None = None
         self._ani_seen: OrderedDict[str, float] = OrderedDict()
@@ -415,6 +424,7 @@ class CdrStore:
     async def _close(self) -> None:
         """Drain, then close both connections."""
         self._closing = True
+        self._closing_at = self._loop.time()
         self._wake.set()
         self._kick.set()
         try:
@@ -516,19 +526,31 @@ class CdrStore:
 
     async def _write(self, batch: list[_Op]) -> None:
         """Write one batch, retrying a failed transaction with backoff before giving up."""
-        for attempt in range(_TX_RETRIES + 1):
+        if self._past_close_grace():
+            self._lose(batch, StoreClosed("the CDR database stayed unwritable while closing"))
+            return
+        failed_at: float | None = None
+        for attempt in itertools.count():
             try:
                 async with self._tx_lock:
                     await self._write_batch(batch)
                 return
             except Exception as exc:
-                if attempt == _TX_RETRIES:
+                now = self._loop.time()
+                failed_at = now if failed_at is None else failed_at
+                delay = min(_TX_BACKOFF * 2**attempt, _TX_BACKOFF_MAX)
+                if now + delay > failed_at + _TX_RETRY_FOR or self._past_close_grace(delay):
                     self._lose(batch, exc)
                     return
                 log.warning(
                     "cdr_batch_retry_later", rows=len(batch), attempt=attempt + 1, error=repr(exc)
                 )
-                await asyncio.sleep(_TX_BACKOFF * 2**attempt)
+                await asyncio.sleep(delay)
+
+    def _past_close_grace(self, delay: float = 0.0) -> bool:
+        """Whether the store is closing and its grace for unwritable batches ends within delay."""
+        closing_at = self._closing_at
+        return closing_at is not None and self._loop.time() + delay > closing_at + _TX_CLOSE_GRACE
 
     async def _write_batch(self, batch: list[_Op]) -> None:
         """Commit a batch with one executemany per kind; on a bad row, go row by row."""

@@ -301,6 +301,7 @@ async def test_failed_transactions_are_retried_then_reported(
     async def broken(batch: list[Any]) -> None:
         raise sqlite3.OperationalError("database is locked")
 
+    monkeypatch.setattr(writer_module, "_TX_RETRY_FOR", 0.05)
     monkeypatch.setattr(store, "_write_batch", broken)
     with structlog.testing.capture_logs() as logs:
         call = make_start(2)
@@ -313,6 +314,51 @@ async def test_failed_transactions_are_retried_then_reported(
     store.start_call(make_start(3))  # the writer carries on
     await store.flush()
     assert _rows(db_path, "SELECT count(*) FROM calls") == [(2,)]
+
+
+async def test_a_long_lock_by_another_writer_loses_nothing(
+    open_store: OpenStore, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Longer than the old budget (5 retries from 50 ms: 1.6 s of backoff): an admin's VACUUM.
+    store = await open_store()
+    await store._conn.execute("PRAGMA busy_timeout = 50")
+    monkeypatch.setattr(writer_module, "_TX_BACKOFF_MAX", 0.5, raising=False)
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    call = make_start(1)
+    with structlog.testing.capture_logs() as logs:
+        store.start_call(call)
+        finishing = asyncio.ensure_future(store.finish_call(make_end(call)))
+        await asyncio.sleep(2.5)
+        assert not finishing.done()
+        holder.execute("COMMIT")
+        await finishing
+    holder.close()
+    events = [e["event"] for e in logs]
+    assert events.count("cdr_batch_retry_later") >= 3 and "cdr_batch_lost" not in events
+    assert _rows(db_path, "SELECT status FROM calls") == [("completed",)]
+
+
+async def test_closing_gives_up_on_an_unwritable_database_after_its_grace(
+    open_store: OpenStore, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await open_store()
+
+    async def broken(batch: list[Any]) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(writer_module, "_TX_CLOSE_GRACE", 0.3)
+    monkeypatch.setattr(writer_module, "_TX_BACKOFF_MAX", 0.1)
+    monkeypatch.setattr(store, "_write_batch", broken)
+    calls = [make_start(i) for i in range(1, 4)]
+    with structlog.testing.capture_logs() as logs:
+        for call in calls:
+            store.start_call(call)
+        started = asyncio.get_running_loop().time()
+        await store.close()
+    assert asyncio.get_running_loop().time() - started < 5  # not ten minutes
+    lost = [e for e in logs if e["event"] == "cdr_batch_lost"]
+    assert sorted(u for e in lost for u in e["uniqueids"]) == sorted(c.uniqueid for c in calls)
 
 
 async def test_a_dead_writer_is_loud(
