@@ -169,6 +169,7 @@ class CdrStore:
         self._done = 0
         self._closing = False
         self._closing_at: float | None = None
+        self._gave_up_closing = False
         self._dead: BaseException | None = None
         self._closer: asyncio.Task[None] | None = None
         self._ani_seen: OrderedDict[str, float] = OrderedDict()
@@ -526,7 +527,7 @@ class CdrStore:
 
     async def _write(self, batch: list[_Op]) -> None:
         """Write one batch, retrying a failed transaction with backoff before giving up."""
-        if self._past_close_grace():
+        if self._gave_up_closing:  # the database stayed unwritable: fail the rest at once
             self._lose(batch, StoreClosed("the CDR database stayed unwritable while closing"))
             return
         failed_at: float | None = None
@@ -540,6 +541,7 @@ class CdrStore:
                 failed_at = now if failed_at is None else failed_at
                 delay = min(_TX_BACKOFF * 2**attempt, _TX_BACKOFF_MAX)
                 if now + delay > failed_at + _TX_RETRY_FOR or self._past_close_grace(delay):
+                    self._gave_up_closing = self._closing
                     self._lose(batch, exc)
                     return
                 log.warning(
@@ -547,7 +549,7 @@ class CdrStore:
                 )
                 await asyncio.sleep(delay)
 
-    def _past_close_grace(self, delay: float = 0.0) -> bool:
+    def _past_close_grace(self, delay: float) -> bool:
         """Whether the store is closing and its grace for unwritable batches ends within delay."""
         closing_at = self._closing_at
         return closing_at is not None and self._loop.time() + delay > closing_at + _TX_CLOSE_GRACE

@@ -361,6 +361,17 @@ async def test_closing_gives_up_on_an_unwritable_database_after_its_grace(
     assert sorted(u for e in lost for u in e["uniqueids"]) == sorted(c.uniqueid for c in calls)
 
 
+async def test_closing_writes_a_long_backlog_to_a_writable_database(
+    open_store: OpenStore, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await open_store(max_batch=10)
+    monkeypatch.setattr(writer_module, "_TX_CLOSE_GRACE", 0.0)  # the grace is for failures only
+    for i in range(1, 101):
+        store.start_call(make_start(i))
+    await store.close()
+    assert _rows(db_path, "SELECT count(*) FROM calls") == [(100,)]
+
+
 async def test_a_dead_writer_is_loud(
     open_store: OpenStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
