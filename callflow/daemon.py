@@ -20,10 +20,11 @@ from callflow import contract, directory
 from callflow.agi import AgiServer, AgiSession
 from callflow.ami import Ami, AmiError, AmiUrl
 from callflow.billing import load_state
+from callflow.call.answers import LiveAnswers
 from callflow.call.inbound import Billing, CallContext, Routing, handle_inbound
 from callflow.call.reconcile import Reconciler
 from callflow.call.recording import sweep
-from callflow.config import ConfigError, load_config
+from callflow.config import Config, ConfigError, load_config
 from callflow.directory import Contact
 from callflow.events.hub import EventHub
 from callflow.rules import Counters
@@ -67,6 +68,7 @@ class Daemon:
         self._store: CdrStore | None = None
         self._server: AgiServer | None = None
         self._ami: Ami | None = None
+        self._live: LiveAnswers | None = None
         self._reconciler: Reconciler | None = None
         self._gc_thresholds: tuple[int, int, int] | None = None
         self._events: EventHub | None = None
@@ -116,7 +118,7 @@ class Daemon:
         self._routing = Routing.build(config)
         o.database.parent.mkdir(parents=True, exist_ok=True)
         self._store = store = await CdrStore.open(o.database)
-        await self._start_reconciling()
+        await self._start_reconciling(config)
         days = max(config.settings.repeat_window_days, self._routing.sticky_days)
         await store.warm_repeat_cache(time.time() - days * 86400)
         self._counters = await self._load_counters()
@@ -130,7 +132,7 @@ class Daemon:
         self._ctx = ctx = CallContext(
             routing=lambda: self.routing, store=store, counters=self._counters, node=o.node,
             reconciler=self._reconciler, directory=lambda: self._directory, events=self._events,
-            billing=self._billing,
+            billing=self._billing, live=self._live,
         )  # fmt: skip
 
         self._server = AgiServer(
@@ -166,15 +168,23 @@ class Daemon:
                 counters.restore_cursors(self._saved_cursors)
         return counters
 
-    async def _start_reconciling(self) -> None:
-        """Close rows a previous run left in progress: from Asterisk's CDRs when AMI is set."""
+    async def _start_reconciling(self, config: Config) -> None:
+        """Close rows a previous run left in progress: from Asterisk's CDRs when AMI is set.
+
+        With AMI, the ``answered`` event goes out as the agent picks up when something
+        subscribes to it (MQTT, or a webhook for it); else when the Dial ends.
+        """
         assert self._store is not None
         if self.options.ami is not None:
-            ami = Ami(self.options.ami)
+            hooks = config.events.webhooks
+            if config.events.mqtt is not None or any("answered" in h.events for h in hooks):
+                self._live = LiveAnswers()
+            ami = Ami(self.options.ami, answers=self._live.on_event if self._live else None)
             try:
                 await ami.start()
             except AmiError as exc:
                 log.warning("ami.unavailable", error=str(exc))
+                self._live = None
             else:
                 self._ami = ami
                 self._reconciler = Reconciler(self._store, ami)

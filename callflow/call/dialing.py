@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from callflow import contract
 from callflow.agi import AgiSession
 from callflow.billing import BillingState
+from callflow.call.answers import LiveAnswers, answering_target
 from callflow.config import Target
 from callflow.rules import Counters, Route, Step
 from callflow.store.records import DialAttempt
@@ -47,6 +49,8 @@ class DialContext:
     on_attempt: Callable[[DialAttempt], None]
     billing: BillingState | None = None  # buyers' money caps and duplicates
     ani_e164: str | None = None
+    live: LiveAnswers | None = None  # answered legs seen over AMI, before the Dial ends
+    on_answer: Callable[[Mapping[str, Any]], None] | None = None  # told such a leg's fields
 
     def acquire(self, target: Target, group: str, now: float) -> str | None:
         """Take a target for this call, or say why not (no await: exact under concurrency)."""
@@ -82,9 +86,27 @@ async def dial_step(
     accept = ctx.billing is not None and any(ctx.billing.needs_accept(t.name) for t in targets)
     gosub = contract.ACCEPT_GOSUB if accept else contract.ANSWER_GOSUB
     started = ctx.clock()
-    await session.exec(
-        "Dial", "&".join(t.dial_string for t in targets), str(timeout), f"U({gosub})"
-    )
+    live = ctx.live
+    if live is not None and ctx.on_answer is not None:
+        on_answer = ctx.on_answer
+
+        def answered(channel: str, at: float) -> None:
+            target = answering_target(targets, channel)
+            if target is not None:
+                seq = first_seq + targets.index(target)
+                on_answer({"uniqueid": ctx.uniqueid, "seq": seq, "target": target.name,
+                           "destination": target.dial_string, "group": group,
+                           "started_at": started, "answered_at": at,
+                           "ring_seconds": round(at - started, 3)})  # fmt: skip
+
+        live.watch(ctx.uniqueid, answered)
+    try:
+        await session.exec(
+            "Dial", "&".join(t.dial_string for t in targets), str(timeout), f"U({gosub})"
+        )
+    finally:
+        if live is not None:
+            live.unwatch(ctx.uniqueid)
     ended = ctx.clock()
     outcome = await session.get_full_variable(contract.DIAL_OUTCOME) or ""
     parts = [*outcome.split(contract.DIAL_OUTCOME_SEP), "", "", "", "", ""]

@@ -7,13 +7,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from callflow import contract
 from callflow.agi import AgiError, AgiSession
 from callflow.billing import BillableCall, BillingState, post
+from callflow.call.answers import LiveAnswers
 from callflow.call.dialing import DialContext, DialLog, dial_route
 from callflow.call.ivr import answer_once, collect_zip, run_menu, with_zip
 from callflow.call.outcome import call_end
@@ -91,6 +92,7 @@ class CallContext:
     directory: Callable[[], Mapping[str, Contact]] = dict  # known callers by E.164
     events: EventHub | None = None
     billing: Billing | None = None
+    live: LiveAnswers | None = None  # answered legs seen over AMI (``answered`` events at once)
     background: set[asyncio.Task[None]] = field(default_factory=set)
 
 
@@ -261,15 +263,24 @@ class InboundCall:
             self.recording = await start_recording(self.session, config.recordings,
                                                    self.start.uniqueid)  # fmt: skip
         hub = ctx.events
+        announced: set[int] = set()  # attempts whose answer was told live
 
         def on_attempt(attempt: DialAttempt) -> None:
             ctx.store.add_attempt(attempt)
             if hub is not None and hub.active:
-                _emit_attempt(hub, attempt, campaign)
+                _emit_attempt(hub, attempt, campaign, live=attempt.seq in announced)
 
+        def on_answer(leg: Mapping[str, Any]) -> None:
+            if hub is not None:
+                announced.add(int(leg["seq"]))
+                hub.emit(events.answered_live(self.start.uniqueid, campaign,
+                                              float(leg["answered_at"]), leg))  # fmt: skip
+
+        watch = ctx.live is not None and hub is not None and hub.active
         dial = DialContext(
             self.start.uniqueid, campaign, ctx.counters, ctx.clock, on_attempt,
             billing=ctx.billing.state if ctx.billing else None, ani_e164=self.start.ani_e164,
+            live=ctx.live if watch else None, on_answer=on_answer if watch else None,
         )  # fmt: skip
         await dial_route(self.session, dial, route, self.dials)
 
@@ -304,9 +315,9 @@ class InboundCall:
         return reason
 
 
-def _emit_attempt(hub: EventHub, attempt: DialAttempt, campaign: str) -> None:
-    """Tell subscribers about one dial attempt (and its answer)."""
-    if attempt.result == "ANSWER":
+def _emit_attempt(hub: EventHub, attempt: DialAttempt, campaign: str, *, live: bool) -> None:
+    """Tell subscribers about one dial attempt (and its answer, unless told live already)."""
+    if attempt.result == "ANSWER" and not live:
         hub.emit(events.answered(attempt, campaign))
     hub.emit(events.dialed(attempt, campaign))
 

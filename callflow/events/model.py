@@ -100,6 +100,13 @@ def answered(attempt: DialAttempt, campaign: str | None, at: float | None = None
     )
 
 
+def answered_live(
+    uniqueid: str, campaign: str | None, at: float, leg: Mapping[str, Any]
+) -> CallEvent:
+    """The ``answered`` event sent as the agent picks up (``--ami``): the leg's fields then."""
+    return CallEvent("answered", uniqueid, _campaign(campaign), at, dict(leg))
+
+
 def ended(end: CallEnd, campaign: str | None) -> CallEvent:
     """The ``ended`` event: the final CDR fields (the hub adds the call's start fields)."""
     return CallEvent("ended", end.uniqueid, _campaign(campaign), end.ended_at, record_fields(end))

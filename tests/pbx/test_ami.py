@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import time
+from pathlib import Path
 
 import pytest
+from aiohttp import web
 from typer.testing import CliRunner
 
+from callflow.ami import AmiUrl
 from callflow.cli import app
+from callflow.daemon import Daemon, DaemonOptions
+from callflow.testing.mosquitto import free_port
 
 pytestmark = pytest.mark.pbx
 
@@ -35,6 +42,59 @@ async def test_lost_call_is_reconciled_from_asterisk_cdr(
     assert call["final_destination"] == "PJSIP/agent1"
     assert "reconciled" in str(call["route_reason"])
     await daemon_process.stop()
+
+
+async def test_answered_event_goes_out_while_the_call_is_up(
+    sandbox, agents, place_call, cdr, tmp_path: Path, db_path: Path
+) -> None:
+    received: list[tuple[float, dict]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append((time.time(), json.loads(await request.read())))
+        return web.Response(text="ok")
+
+    site = web.Application()
+    site.router.add_post("/hook", hook)
+    runner = web.AppRunner(site)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(f"""\
+version: 1
+settings: {{default_country: US, ring_timeout: 5}}
+targets: {{a1: {{endpoint: agent1}}}}
+numbers: [{{number: "8005550001", campaign: promo}}]
+unknown_number: {{campaign: promo}}
+campaigns: {{promo: {{route: [a1]}}}}
+events:
+  webhooks: [{{name: live, url: "http://127.0.0.1:{port}/hook", events: [answered, dial]}}]
+""")
+    daemon = Daemon(DaemonOptions(config=rules, database=db_path, port=sandbox.config.agi_port,
+                                  grace=5, ami=AmiUrl.parse(sandbox.ami_url())))  # fmt: skip
+    await daemon.start()
+    try:
+        await agents("agent1", answer_after=0.5)
+        result = await place_call(ani="2125550100", dnis="8005550001", hold=4)
+        call = await cdr(status="completed")
+        for _ in range(50):
+            if len(received) >= 2:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await daemon.stop()
+        await runner.cleanup()
+
+    assert result.answered
+    kinds = [body["event"] for _, body in received]
+    assert kinds == ["answered", "dial"]  # told once, live, then the finished attempt
+    (at, answered), (_, dial) = received
+    assert at < float(str(call["ended_at"])) - 2  # while the caller and the agent still talked
+    assert answered["data"]["target"] == "a1" and answered["uniqueid"] == call["uniqueid"]
+    (attempt,) = call["attempts"]
+    assert answered["data"]["answered_at"] == pytest.approx(attempt["answered_at"], abs=0.5)
+    assert answered["data"]["ring_seconds"] == pytest.approx(0.5, abs=0.5)
+    assert dial["data"]["result"] == "ANSWER" and dial["data"]["talk_seconds"] > 2
 
 
 async def test_callback_lands_on_an_agent_attributed_to_campaign(
