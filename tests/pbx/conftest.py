@@ -11,9 +11,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from callflow.daemon import Daemon, DaemonOptions
 from callflow.store import CdrReader
+from callflow.testing.mosquitto import free_port
 from callflow.testing.sandbox import Sandbox
 
 RULES = """\
@@ -172,3 +174,26 @@ async def daemon_process(
         if dp.proc and dp.proc.returncode is None:
             dp.proc.kill()
             await dp.proc.wait()
+
+
+HookHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@pytest.fixture
+async def hook_server() -> AsyncIterator[Callable[[HookHandler], Awaitable[int]]]:
+    """`port = await hook_server(handler)`: an HTTP server on loopback taking POST /hook."""
+    runners: list[web.AppRunner] = []
+
+    async def start(handler: HookHandler) -> int:
+        site = web.Application()
+        site.router.add_post("/hook", handler)
+        runner = web.AppRunner(site)
+        await runner.setup()
+        runners.append(runner)
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        return port
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()

@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 from callflow.ami import AmiUrl
 from callflow.cli import app
 from callflow.daemon import Daemon, DaemonOptions
-from callflow.testing.mosquitto import free_port
 
 pytestmark = pytest.mark.pbx
 
@@ -45,7 +44,7 @@ async def test_lost_call_is_reconciled_from_asterisk_cdr(
 
 
 async def test_answered_event_goes_out_while_the_call_is_up(
-    sandbox, agents, place_call, cdr, tmp_path: Path, db_path: Path
+    sandbox, agents, place_call, cdr, hook_server, tmp_path: Path, db_path: Path
 ) -> None:
     received: list[tuple[float, dict]] = []
 
@@ -53,12 +52,7 @@ async def test_answered_event_goes_out_while_the_call_is_up(
         received.append((time.time(), json.loads(await request.read())))
         return web.Response(text="ok")
 
-    site = web.Application()
-    site.router.add_post("/hook", hook)
-    runner = web.AppRunner(site)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    port = await hook_server(hook)
     rules = tmp_path / "rules.yaml"
     rules.write_text(f"""\
 version: 1
@@ -83,7 +77,6 @@ events:
             await asyncio.sleep(0.1)
     finally:
         await daemon.stop()
-        await runner.cleanup()
 
     assert result.answered
     kinds = [body["event"] for _, body in received]

@@ -75,7 +75,7 @@ def broker(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 async def test_call_events_and_a_signed_webhook(
-    start_daemon, agents, place_call, cdr, broker, db_path
+    start_daemon, agents, place_call, cdr, broker, db_path, hook_server
 ) -> None:
     received: list[tuple[dict[str, str], bytes]] = []
     attempts = 0
@@ -89,12 +89,7 @@ async def test_call_events_and_a_signed_webhook(
         return web.Response(text="ok")
 
     metrics_port = free_port()
-    site_app = web.Application()
-    site_app.router.add_post("/hook", hook)
-    runner = web.AppRunner(site_app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    port = await hook_server(hook)
     subscriber = Subscriber(broker.port, "callflow/#")
     sub_task = asyncio.create_task(subscriber.run())
     await asyncio.wait_for(subscriber.subscribed.wait(), 5)
@@ -136,7 +131,6 @@ events:
         sub_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sub_task
-        await runner.cleanup()
 
     mine = [(t, e) for t, e in subscriber.messages if "/calls/" in t and e["uniqueid"] == uid]
     kinds = [e["event"] for _, e in mine]
