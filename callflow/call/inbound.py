@@ -268,7 +268,7 @@ class InboundCall:
         def on_attempt(attempt: DialAttempt) -> None:
             ctx.store.add_attempt(attempt)
             if hub is not None and hub.active:
-                _emit_attempt(hub, attempt, campaign, live=attempt.seq in announced)
+                _emit_attempt(hub, attempt, campaign, told=attempt.seq in announced)
 
         def on_answer(leg: Mapping[str, Any]) -> None:
             if hub is not None:
@@ -315,9 +315,9 @@ class InboundCall:
         return reason
 
 
-def _emit_attempt(hub: EventHub, attempt: DialAttempt, campaign: str, *, live: bool) -> None:
-    """Tell subscribers about one dial attempt (and its answer, unless told live already)."""
-    if attempt.result == "ANSWER" and not live:
+def _emit_attempt(hub: EventHub, attempt: DialAttempt, campaign: str, *, told: bool) -> None:
+    """Tell subscribers about one dial attempt (and its answer, unless ``told`` live already)."""
+    if attempt.result == "ANSWER" and not told:
         hub.emit(events.answered(attempt, campaign))
     hub.emit(events.dialed(attempt, campaign))
 
