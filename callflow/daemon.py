@@ -123,8 +123,8 @@ class Daemon:
         await store.warm_repeat_cache(time.time() - days * 86400)
         self._counters = await self._load_counters()
         self._directory = directory.load(o.database)
-        async with store.exclusive() as conn:
-            self._billing = Billing(await load_state(conn, config), store)
+        state = await store.transact(lambda conn: load_state(conn, config))
+        self._billing = Billing(state, store)
         self._events = EventHub(config.events, node=o.node,
                                 spool_dir=o.spool_dir or o.database.parent / "spool")  # fmt: skip
         self._events.metrics.set_cdr_queue_depth(lambda: float(store.pending))

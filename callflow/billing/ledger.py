@@ -91,7 +91,7 @@ class LedgerEntry:
 
 async def open_ledger(path: str | os.PathLike[str]) -> aiosqlite.Connection:
     """Open the CDR database read-write for the CLI's ledger writes (the daemon posts through
-    its CDR writer: ``CdrStore.exclusive``)."""
+    its CDR writer: ``CdrStore.transact``)."""
     from callflow.store.connection import open_writer
 
     return await open_writer(path)

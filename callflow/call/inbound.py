@@ -403,8 +403,7 @@ async def _bill(
     if assessment.buyer is None and assessment.publisher is None:
         return
     try:
-        async with billing.store.exclusive() as conn:
-            await post(conn, assessment)
+        await billing.store.transact(lambda conn: post(conn, assessment))
     except Exception:  # the CDR is safe; a ledger failure must not kill the call's task
         log.exception("billing.post_failed")
 

@@ -39,9 +39,9 @@ import math
 import sqlite3
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypeVar
 
 import aiosqlite
 import structlog
@@ -71,6 +71,8 @@ from callflow.store.schema import (
 )
 
 __all__ = ["CdrStore"]
+
+T = TypeVar("T")
 
 log = structlog.get_logger(__name__)
 
@@ -350,16 +352,29 @@ class CdrStore:
         """Queue a value to keep across restarts."""
         self._enqueue(_Op(_STATE, (key, value), key, None))
 
-    @contextlib.asynccontextmanager
-    async def exclusive(self) -> AsyncIterator[aiosqlite.Connection]:
-        """Lend the writer connection between batches, for the caller's own transaction.
+    async def transact(self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """Run ``work`` (its own transaction) on the writer connection, between batches.
 
         The billing ledger posts through it, so the daemon has one writer connection and its
-        transactions never wait on each other's locks (SQLite's busy handler sleeps).
+        transactions never wait on each other's locks. A locked or full database is retried
+        like a batch (``work`` must be idempotent); then, or once closing, the error is raised.
         """
-        self._check_alive()
-        async with self._tx_lock:
-            yield self._conn
+        failed_at: float | None = None
+        attempt = 0
+        while True:
+            self._check_alive()
+            try:
+                async with self._tx_lock:
+                    return await work(self._conn)
+            except sqlite3.OperationalError as exc:
+                now = self._loop.time()
+                failed_at = now if failed_at is None else failed_at
+                delay = min(_TX_BACKOFF * 2**attempt, _TX_BACKOFF_MAX)
+                if now + delay > failed_at + _TX_RETRY_FOR or self._closing:
+                    raise
+                attempt += 1
+                log.warning("cdr_transact_retry_later", attempt=attempt, error=repr(exc))
+                await asyncio.sleep(delay)
 
     # -- restart ------------------------------------------------------------------------------
 

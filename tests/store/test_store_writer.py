@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import pytest
 import structlog
 from cdr_samples import T0, OpenStore, make_attempt, make_end, make_start
@@ -193,21 +194,59 @@ async def test_a_batch_resumes_its_callers_a_few_per_loop_turn(open_store: OpenS
     assert other_work_at and other_work_at[0] < len(calls) / 2
 
 
-async def test_exclusive_lends_the_writer_connection_between_batches(
+async def test_transact_runs_on_the_writer_connection_between_batches(
     store: CdrStore, db_path: Path
 ) -> None:
     call = make_start(1)
-    async with store.exclusive() as conn:
-        store.start_call(call)
-        flushing = asyncio.ensure_future(store.flush())
-        await asyncio.sleep(0.05)  # the batch is due: it waits for the connection
-        assert not flushing.done() and _rows(db_path, "SELECT count(*) FROM calls") == [(0,)]
+    proceed = asyncio.Event()
+
+    async def work(conn: aiosqlite.Connection) -> str:
         await conn.execute("BEGIN IMMEDIATE")
         await conn.execute("INSERT INTO state (key, value) VALUES ('lent', 'yes')")
+        await proceed.wait()  # a batch falls due meanwhile: it waits for the connection
         await conn.execute("COMMIT")
+        return "done"
+
+    working = asyncio.ensure_future(store.transact(work))
+    await asyncio.sleep(0.01)
+    store.start_call(call)
+    flushing = asyncio.ensure_future(store.flush())
+    await asyncio.sleep(0.05)
+    assert not flushing.done() and _rows(db_path, "SELECT count(*) FROM calls") == [(0,)]
+    proceed.set()
+    assert await working == "done"
     await flushing
     assert _rows(db_path, "SELECT count(*) FROM calls") == [(1,)]
     assert _rows(db_path, "SELECT value FROM state WHERE key = 'lent'") == [("yes",)]
+
+
+async def test_transact_waits_out_a_lock_held_by_another_writer(
+    store: CdrStore, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store._conn.execute("PRAGMA busy_timeout = 50")
+    monkeypatch.setattr(writer_module, "_TX_BACKOFF_MAX", 0.2)
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+
+    async def work(conn: aiosqlite.Connection) -> None:
+        try:
+            await conn.execute("BEGIN IMMEDIATE")
+            await conn.execute("INSERT OR IGNORE INTO state (key, value) VALUES ('k', 'v')")
+            await conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                await conn.execute("ROLLBACK")
+            raise
+
+    with structlog.testing.capture_logs() as logs:
+        working = asyncio.ensure_future(store.transact(work))
+        await asyncio.sleep(1.0)
+        assert not working.done()
+        holder.execute("COMMIT")
+        await working
+    holder.close()
+    assert [e["event"] for e in logs].count("cdr_transact_retry_later") >= 2
+    assert _rows(db_path, "SELECT value FROM state WHERE key = 'k'") == [("v",)]
 
 
 async def test_bad_rows_do_not_lose_the_batch(open_store: OpenStore, db_path: Path) -> None:
