@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import math
 import sqlite3
@@ -110,6 +109,28 @@ class _Op:
         self.params = params
         self.uniqueid = uniqueid
         self.future = future
+
+
+class _Retry:
+    """The backoff of one failing transaction: doubling waits, within _TX_RETRY_FOR."""
+
+    __slots__ = ("_loop", "_since", "attempts")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start before the first failure."""
+        self._loop = loop
+        self._since: float | None = None
+        self.attempts = 0
+
+    def next_delay(self) -> float | None:
+        """The wait before the next attempt, or None once the retry budget is spent."""
+        now = self._loop.time()
+        since = self._since = now if self._since is None else self._since
+        delay = min(_TX_BACKOFF * 2.0**self.attempts, _TX_BACKOFF_MAX)
+        if now + delay > since + _TX_RETRY_FOR:
+            return None
+        self.attempts += 1
+        return delay
 
 
 class _CountMismatch(Exception):
@@ -359,21 +380,17 @@ class CdrStore:
         transactions never wait on each other's locks. A locked or full database is retried
         like a batch (``work`` must be idempotent); then, or once closing, the error is raised.
         """
-        failed_at: float | None = None
-        attempt = 0
+        retry = _Retry(self._loop)
         while True:
             self._check_alive()
             try:
                 async with self._tx_lock:
                     return await work(self._conn)
             except sqlite3.OperationalError as exc:
-                now = self._loop.time()
-                failed_at = now if failed_at is None else failed_at
-                delay = min(_TX_BACKOFF * 2**attempt, _TX_BACKOFF_MAX)
-                if now + delay > failed_at + _TX_RETRY_FOR or self._closing:
+                delay = retry.next_delay()
+                if delay is None or self._closing:
                     raise
-                attempt += 1
-                log.warning("cdr_transact_retry_later", attempt=attempt, error=repr(exc))
+                log.warning("cdr_transact_retry_later", attempt=retry.attempts, error=repr(exc))
                 await asyncio.sleep(delay)
 
     # -- restart ------------------------------------------------------------------------------
@@ -545,23 +562,22 @@ class CdrStore:
         if self._gave_up_closing:  # the database stayed unwritable: fail the rest at once
             self._lose(batch, StoreClosed("the CDR database stayed unwritable while closing"))
             return
-        failed_at: float | None = None
-        for attempt in itertools.count():
+        retry = _Retry(self._loop)
+        while True:
             try:
                 async with self._tx_lock:
                     await self._write_batch(batch)
                 return
             except Exception as exc:
-                now = self._loop.time()
-                failed_at = now if failed_at is None else failed_at
-                delay = min(_TX_BACKOFF * 2**attempt, _TX_BACKOFF_MAX)
-                if now + delay > failed_at + _TX_RETRY_FOR or self._past_close_grace(delay):
+                delay = retry.next_delay()
+                if delay is None or self._past_close_grace(delay):
                     self._gave_up_closing = self._closing
                     self._lose(batch, exc)
                     return
                 log.warning(
-                    "cdr_batch_retry_later", rows=len(batch), attempt=attempt + 1, error=repr(exc)
-                )
+                    "cdr_batch_retry_later", rows=len(batch), attempt=retry.attempts,
+                    error=repr(exc),
+                )  # fmt: skip
                 await asyncio.sleep(delay)
 
     def _past_close_grace(self, delay: float) -> bool:
