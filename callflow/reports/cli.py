@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ report_app = typer.Typer(
     no_args_is_help=True,
 )
 T = TypeVar("T")
+Command = Callable[..., None]
 
 DbOpt = Annotated[Path, typer.Option("--db", envvar="CALLFLOW_DB", help="CDR database (SQLite).")]
 SinceOpt = Annotated[
@@ -112,6 +115,50 @@ def _common(
     return Common(db, zi, filters, fmt, chart, params)
 
 
+def _shared_options(
+    db: DbOpt = DEFAULT_DB,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    campaign: CampaignOpt = None,
+    source: SourceOpt = None,
+    target: TargetOpt = None,
+    state: StateOpt = None,
+    tz: TzOpt = "UTC",
+    fmt: FormatOpt = "table",
+    chart: ChartOpt = None,
+) -> None:
+    """The options every report takes, after its own (a template: typer reads it, never calls)."""
+
+
+def _report(name: str, *, window: bool = True) -> Callable[[Command], Command]:
+    """Register ``fn(common, **its_options)`` as ``callflow report NAME`` with the shared options.
+
+    ``window=False`` leaves out --since/--until (the report takes its periods otherwise).
+    """
+    shared = [
+        p for p in inspect.signature(_shared_options, eval_str=True).parameters.values()
+        if window or p.name not in ("since", "until")
+    ]  # fmt: skip
+
+    def register(fn: Command) -> Command:
+        own = list(inspect.signature(fn, eval_str=True).parameters.values())[1:]  # after Common
+
+        def command(**values: Any) -> None:
+            options = {p.name: values.pop(p.name) for p in shared}
+            fn(_common(**{"since": None, "until": None, **options}), **values)
+
+        functools.update_wrapper(command, fn)
+        kw = inspect.Parameter.KEYWORD_ONLY
+        command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [p.replace(kind=kw) for p in (*own, *shared)]
+        )
+        command.__annotations__ = {p.name: p.annotation for p in (*own, *shared)}
+        report_app.command(name)(command)
+        return fn
+
+    return register
+
+
 def _run(
     common: Common,
     build: Callable[[ReportDb], tuple[Report, T]],
@@ -140,32 +187,23 @@ def _run(
         err.print(f"chart written to {common.chart}")
 
 
-@report_app.command("summary")
+@_report("summary")
 def summary_cmd(
+    c: Common,
     by: Annotated[str, typer.Option(help="hour, day, week or month (in --tz).")] = "day",
-    db: DbOpt = DEFAULT_DB,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    campaign: CampaignOpt = None,
-    source: SourceOpt = None,
-    target: TargetOpt = None,
-    state: StateOpt = None,
-    tz: TzOpt = "UTC",
-    fmt: FormatOpt = "table",
-    chart: ChartOpt = None,
 ) -> None:
     """Calls, answered, missed, abandoned, unique callers, answer rate, ring and talk per bucket."""
     from callflow.reports.summary import summary_report
 
     if by not in BUCKETS:
         raise typer.BadParameter("--by is hour, day, week or month")
-    c = _common(db, since, until, campaign, source, target, state, tz, fmt, chart)
     bucket: Bucket = by
     _run(c, lambda d: summary_report(d, c.filters, bucket, c.tz, {**c.params, "by": by}), "summary")
 
 
-@report_app.command("missed")
+@_report("missed")
 def missed_cmd(
+    c: Common,
     within_days: Annotated[
         float,
         typer.Option(
@@ -175,16 +213,6 @@ def missed_cmd(
         ),
     ] = 7,
     limit: Annotated[int, typer.Option(help="List the N most recent (0 = all).")] = 100,
-    db: DbOpt = DEFAULT_DB,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    campaign: CampaignOpt = None,
-    source: SourceOpt = None,
-    target: TargetOpt = None,
-    state: StateOpt = None,
-    tz: TzOpt = "UTC",
-    fmt: FormatOpt = "table",
-    chart: ChartOpt = None,
 ) -> None:
     """Missed and abandoned calls: caller, place, campaign, time, and whether reached later.
 
@@ -193,7 +221,6 @@ def missed_cmd(
     """
     from callflow.reports.missed import missed_report
 
-    c = _common(db, since, until, campaign, source, target, state, tz, fmt, chart)
     _run(
         c,
         lambda d: missed_report(
@@ -208,24 +235,13 @@ def missed_cmd(
     )
 
 
-@report_app.command("callers")
+@_report("callers")
 def callers_cmd(
+    c: Common,
     top: Annotated[int, typer.Option(help="How many top repeat callers to list.")] = 20,
-    db: DbOpt = DEFAULT_DB,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    campaign: CampaignOpt = None,
-    source: SourceOpt = None,
-    target: TargetOpt = None,
-    state: StateOpt = None,
-    tz: TzOpt = "UTC",
-    fmt: FormatOpt = "table",
-    chart: ChartOpt = None,
 ) -> None:
     """Unique, first-time, returning and repeat callers; the top repeat callers."""
     from callflow.reports.callers import callers_report
-
-    c = _common(db, since, until, campaign, source, target, state, tz, fmt, chart)
 
     def build(d: ReportDb) -> tuple[Report, Any]:
         report, _, tops = callers_report(d, c.filters, c.tz, c.params, top=top)
@@ -234,8 +250,9 @@ def callers_cmd(
     _run(c, build, "callers")
 
 
-@report_app.command("sources")
+@_report("sources")
 def sources_cmd(
+    c: Common,
     by: Annotated[
         list[str] | None,
         typer.Option(
@@ -249,16 +266,6 @@ def sources_cmd(
         Path | None,
         typer.Option(help="YAML or CSV: name (of the first --by) → spend over the window."),
     ] = None,
-    db: DbOpt = DEFAULT_DB,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    campaign: CampaignOpt = None,
-    source: SourceOpt = None,
-    target: TargetOpt = None,
-    state: StateOpt = None,
-    tz: TzOpt = "UTC",
-    fmt: FormatOpt = "table",
-    chart: ChartOpt = None,
 ) -> None:
     """Calls, answered, conversions, answer rate, talk time (and cost) per campaign or source."""
     from callflow.reports.costs import CostError, load_costs
@@ -271,7 +278,6 @@ def sources_cmd(
         costs = load_costs(cost_file) if cost_file else None
     except CostError as exc:
         raise typer.BadParameter(str(exc)) from None
-    c = _common(db, since, until, campaign, source, target, state, tz, fmt, chart)
     params = {**c.params, "by": list(dims), "convert_after": convert_after}
     _run(
         c,
@@ -282,28 +288,18 @@ def sources_cmd(
     )
 
 
-@report_app.command("geo")
+@_report("geo")
 def geo_cmd(
+    c: Common,
     by: Annotated[str, typer.Option(help="country, state, city, area_code or zip.")] = "state",
     top: Annotated[int, typer.Option(help="Show the top N places (0 = all).")] = 0,
     convert_after: ConvertOpt = 60.0,
-    db: DbOpt = DEFAULT_DB,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    campaign: CampaignOpt = None,
-    source: SourceOpt = None,
-    target: TargetOpt = None,
-    state: StateOpt = None,
-    tz: TzOpt = "UTC",
-    fmt: FormatOpt = "table",
-    chart: ChartOpt = None,
 ) -> None:
     """Calls by the caller's country, state, city, area code (or ZIP once the IVR records it)."""
     from callflow.reports.geo import GEO_LEVELS, geo_report
 
     if by not in GEO_LEVELS:
         raise typer.BadParameter(f"--by is one of {', '.join(GEO_LEVELS)}")
-    c = _common(db, since, until, campaign, source, target, state, tz, fmt, chart)
     _run(
         c,
         lambda d: geo_report(
@@ -313,64 +309,36 @@ def geo_cmd(
     )
 
 
-@report_app.command("targets")
+@_report("targets")
 def targets_cmd(
-    db: DbOpt = DEFAULT_DB,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    campaign: CampaignOpt = None,
-    source: SourceOpt = None,
-    target: TargetOpt = None,
-    state: StateOpt = None,
-    tz: TzOpt = "UTC",
-    fmt: FormatOpt = "table",
-    chart: ChartOpt = None,
+    c: Common,
 ) -> None:
     """Per target (final and per dial attempt): offered, answered, missed, talk time, cap hits."""
     from callflow.reports.targets import targets_report
 
-    c = _common(db, since, until, campaign, source, target, state, tz, fmt, chart)
     _run(c, lambda d: targets_report(d, c.filters, c.params), "targets")
 
 
-@report_app.command("heatmap")
+@_report("heatmap")
 def heatmap_cmd(
-    db: DbOpt = DEFAULT_DB,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    campaign: CampaignOpt = None,
-    source: SourceOpt = None,
-    target: TargetOpt = None,
-    state: StateOpt = None,
-    tz: TzOpt = "UTC",
-    fmt: FormatOpt = "table",
-    chart: ChartOpt = None,
+    c: Common,
 ) -> None:
     """Calls and missed calls by weekday x hour of day (in --tz)."""
     from callflow.reports.heatmap import heatmap_report
 
-    c = _common(db, since, until, campaign, source, target, state, tz, fmt, chart)
     _run(c, lambda d: heatmap_report(d, c.filters, c.tz, c.params), "heatmap")
 
 
-@report_app.command("compare")
+@_report("compare", window=False)
 def compare_cmd(
+    c: Common,
     before: Annotated[str, typer.Option(help="First period, A..B (dates inclusive).")],
     after: Annotated[str, typer.Option(help="Second period, C..D.")],
     convert_after: ConvertOpt = 60.0,
-    db: DbOpt = DEFAULT_DB,
-    campaign: CampaignOpt = None,
-    source: SourceOpt = None,
-    target: TargetOpt = None,
-    state: StateOpt = None,
-    tz: TzOpt = "UTC",
-    fmt: FormatOpt = "table",
-    chart: ChartOpt = None,
 ) -> None:
     """Two periods side by side per day, with change and whether it is within noise."""
     from callflow.reports.compare import compare_report
 
-    c = _common(db, None, None, campaign, source, target, state, tz, fmt, chart)
     try:
         a, b = parse_range(before, c.tz), parse_range(after, c.tz)
     except ValueError as exc:
@@ -387,25 +355,15 @@ def compare_cmd(
     )
 
 
-@report_app.command("caller")
+@_report("caller")
 def caller_cmd(
+    c: Common,
     number: Annotated[str, typer.Argument(help="The caller's number, in any usual format.")],
     country: Annotated[str, typer.Option(help="Country for numbers without +code.")] = "US",
-    db: DbOpt = DEFAULT_DB,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    campaign: CampaignOpt = None,
-    source: SourceOpt = None,
-    target: TargetOpt = None,
-    state: StateOpt = None,
-    tz: TzOpt = "UTC",
-    fmt: FormatOpt = "table",
-    chart: ChartOpt = None,
 ) -> None:
     """Every call from one number, with its attribution and dial attempts."""
     from callflow.reports.caller import caller_report
 
-    c = _common(db, since, until, campaign, source, target, state, tz, fmt, chart)
     _run(
         c,
         lambda d: caller_report(d, number, c.filters, c.tz, c.params, default_country=country),
