@@ -1,4 +1,4 @@
-"""Answers seen live over AMI: which leg of a call's Dial picked up, before the Dial ends."""
+"""Which target of a Dial answered: live over AMI (its leg's channel), or at the Dial's end."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from collections.abc import Callable, Mapping
 
 from callflow.config import Target
 
-__all__ = ["LiveAnswers", "OnAnswer", "answering_target"]
+__all__ = ["PJSIP", "LiveAnswers", "OnAnswer", "answering_target", "dialed_target"]
+
+PJSIP = "PJSIP/"
 
 #: Told the answering leg's channel ("PJSIP/agent1-0000000a") and the instant it answered.
 OnAnswer = Callable[[str, float], None]
@@ -52,6 +54,16 @@ def answering_target(targets: tuple[Target, ...], channel: str) -> Target | None
     return found[0] if len(found) == 1 else None
 
 
+def dialed_target(targets: tuple[Target, ...], peer: str) -> Target | None:
+    """The target whose leg answered, from DIALEDPEERNUMBER ('agent1', '+1555…@trunk')."""
+    if len(targets) == 1:
+        return targets[0]
+    for target in targets:
+        if target.dial_string.removeprefix(PJSIP) == peer:
+            return target
+    return targets[0]
+
+
 def _endpoint(dial_string: str) -> str:
     """The endpoint a dial string goes through: ``PJSIP/agent1``, ``PJSIP/+1555…@trunk``."""
-    return dial_string.removeprefix("PJSIP/").rpartition("@")[2]
+    return dial_string.removeprefix(PJSIP).rpartition("@")[2]

@@ -9,7 +9,7 @@ from typing import Any
 from callflow import contract
 from callflow.agi import AgiSession
 from callflow.billing import BillingState
-from callflow.call.answers import LiveAnswers, answering_target
+from callflow.call.answers import LiveAnswers, answering_target, dialed_target
 from callflow.config import Target
 from callflow.rules import Counters, Route, Step
 from callflow.store.records import DialAttempt
@@ -22,7 +22,6 @@ FAILOVER_KIND = {
     "CONGESTION": "unavailable",
 }
 ANSWERED_ELSEWHERE = "ELSEWHERE"  # a simultaneous leg that lost to the one that answered
-PJSIP = "PJSIP/"
 
 
 @dataclass
@@ -115,7 +114,7 @@ async def dial_step(
     answered_at = None
     if status == "ANSWER":
         answered_at = min(max(_float(stamp) or started, started), ended)
-    winner = _answering(targets, peer) if status == "ANSWER" else None
+    winner = dialed_target(targets, peer) if status == "ANSWER" else None
     attempts = []
     for n, target in enumerate(targets):
         won = target is winner
@@ -138,16 +137,6 @@ async def dial_step(
             )
         )
     return attempts
-
-
-def _answering(targets: Step, peer: str) -> Target | None:
-    """The target whose leg answered, from DIALEDPEERNUMBER ('agent1', '+1555…@trunk')."""
-    if len(targets) == 1:
-        return targets[0]
-    for target in targets:
-        if target.dial_string.removeprefix(PJSIP) == peer:
-            return target
-    return targets[0]
 
 
 async def dial_route(session: AgiSession, ctx: DialContext, route: Route, log: DialLog) -> None:
