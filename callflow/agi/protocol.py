@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 from urllib.parse import parse_qsl
 
 __all__ = [
@@ -72,16 +72,24 @@ class Header:
     args: tuple[str, ...] = ()
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Header:
-        """Build a header from decoded ``agi_*`` pairs, splitting the script path and query."""
+    def from_env(cls, env: Mapping[str, str], *, args: bool = True) -> Header:
+        """Build a header from decoded ``agi_*`` pairs, splitting the script path and query.
+
+        ``args=False`` says no ``agi_arg_N`` key is among them (the parser knows), so none is
+        looked for.
+        """
         raw_script = env.get("agi_network_script", "")
         path, _, qs = raw_script.partition("?")
         script = "/" + path.strip("/")
         query = _parse_query(qs)
-        numbered = sorted(
-            (int(m.group(1)), value)
-            for key, value in env.items()
-            if key.startswith("agi_arg_") and (m := _ARG_RE.match(key)) is not None
+        numbered = (
+            sorted(
+                (int(m.group(1)), value)
+                for key, value in env.items()
+                if key.startswith("agi_arg_") and (m := _ARG_RE.match(key)) is not None
+            )
+            if args
+            else []
         )
         return cls(
             env=MappingProxyType(env if isinstance(env, _OwnedEnv) else dict(env)),
@@ -173,6 +181,7 @@ class HeaderParser:
         self._scanned = 0
         self._size = 0
         self._env: dict[str, str] = _OwnedEnv()
+        self._args = False  # whether any line so far may be an agi_arg_N
         self._header: Header | None = None
         self.trailing = b""
 
@@ -208,6 +217,7 @@ class HeaderParser:
 
     def _add_lines(self, block: bytes) -> None:
         """Record complete ``agi_key: value`` lines (a block ending at a line boundary)."""
+        self._args = self._args or b"agi_arg_" in block
         if len(block) < self._max_line:  # no line can be too long: one regex pass
             text = _decode(block)
             pairs = _LINE_RE.findall(f"\n{text}\n")
@@ -251,20 +261,23 @@ class HeaderParser:
         """Build the Header at the blank line and keep any bytes that followed it."""
         if not self._env:
             raise ProtocolError("empty AGI header")
-        self._header = Header.from_env(self._env)
+        self._header = Header.from_env(self._env, args=self._args)
         self.trailing = bytes(self._buf)
         self._buf.clear()
         return self._header
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """One complete reply from Asterisk, e.g. ``200 result=1 (value)``."""
+class Reply(NamedTuple):
+    """One complete reply from Asterisk, e.g. ``200 result=1 (value)``.
+
+    Immutable like the other events; a named tuple because one is built per command and a
+    frozen dataclass costs three times as much to build.
+    """
 
     code: int
     result: str = ""
     data: str | None = None
-    extras: Mapping[str, str] = field(default_factory=lambda: _EMPTY, hash=False)
+    extras: Mapping[str, str] = _EMPTY
     text: str = ""
 
     @property
@@ -284,7 +297,7 @@ class Reply:
     def parse(cls, code: int, text: str, rest: str) -> Reply:
         """Build a Reply from its code, the full raw text and the part after the code."""
         if not rest.startswith("result="):
-            return cls(code=code, text=text)
+            return cls(code, text=text)
         result, _, tail = rest[len("result=") :].partition(" ")
         data: str | None = None
         close = tail.rfind(")")
@@ -299,7 +312,7 @@ class Reply:
                 if sep and key:
                     found[key] = value
             extras = MappingProxyType(found) if found else _EMPTY
-        return cls(code=code, result=result, data=data, extras=extras, text=text)
+        return cls(code, result, data, extras, text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +343,10 @@ class ReplyParser:
 
     def feed(self, data: bytes) -> list[ReplyEvent]:
         """Consume bytes and return the complete events they finish, in order."""
+        if not self._buf and data.find(b"\n") == len(data) - 1 and len(data) <= self._max_line:
+            # The usual case: exactly one whole line, nothing buffered (no copy into _buf).
+            event = self._line(_decode(data[:-2] if data.endswith(b"\r\n") else data[:-1]))
+            return [] if event is None else [event]
         self._buf += data
         events: list[ReplyEvent] = []
         while True:
@@ -358,6 +375,8 @@ class ReplyParser:
             return HangupNotice()
         if not line:
             return None
+        if line.startswith("200 "):  # most replies
+            return Reply.parse(200, line, line[4:])
         m = _REPLY_RE.match(line)
         if m is None:
             raise ProtocolError(f"unexpected line from Asterisk: {line[:80]!r}")

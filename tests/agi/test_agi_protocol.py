@@ -153,6 +153,16 @@ def test_args_ordered_numerically() -> None:
     assert parse_header(data + b"\n").args == tuple(f"v{i}" for i in range(1, 11))
 
 
+def test_args_found_whichever_chunk_brings_them() -> None:
+    data = b"agi_network: yes\nagi_arg_2: b\nagi_arg_1: a\nagi_type: PJSIP\n\n"
+    for cut in range(1, len(data)):
+        parser = HeaderParser()
+        assert parser.feed(data[:cut]) is None
+        header = parser.feed(data[cut:])
+        assert header is not None and header.args == ("a", "b"), cut
+    assert parse_header(b"agi_network: yes\nagi_type: PJSIP\n\n").args == ()
+
+
 @pytest.mark.parametrize("partial", [b"", b"agi_network: yes\n", b"agi_network: yes\nagi_chan"])
 def test_eof_before_blank_line_is_incomplete(partial: bytes) -> None:
     parser = HeaderParser()
