@@ -70,7 +70,10 @@ def _unknown_labels(campaign: Campaign) -> _Labels:
 
 def _key(dnis: str) -> str:
     """Reduce a DNIS to its digits, keeping a leading ``+``; empty if it cannot be a number."""
-    digits = "".join(ch for ch in dnis if "0" <= ch <= "9")
+    if dnis.isascii() and dnis.isdigit():  # the usual form, as Asterisk hands it over
+        digits = dnis
+    else:
+        digits = "".join(ch for ch in dnis if "0" <= ch <= "9")
     if not digits or len(digits) > _MAX_DIGITS:
         return ""
     return "+" + digits if dnis.lstrip().startswith("+") else digits
