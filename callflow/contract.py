@@ -21,8 +21,11 @@ VAR_STATUS = "CALLFLOW_STATUS"
 # The daemon has finished with the call: no fallback. Not set after an answered Dial: the
 # dialplan treats DIALSTATUS=ANSWER as finished too (one AGI round trip less per answered call).
 STATUS_DONE = "done"
-VAR_CAMPAIGN = "CALLFLOW_CAMPAIGN"  # for the sysadmin's own CDR/CEL and logs
-VAR_TARGET = "CALLFLOW_TARGET"  # the target being dialled
+# Set on the caller's channel by [callflow-dialing], which each Dial runs first (Dial's B()
+# option: no AGI command of its own), for the sysadmin's own CDR/CEL and logs.
+VAR_CAMPAIGN = "CALLFLOW_CAMPAIGN"
+VAR_TARGET = "CALLFLOW_TARGET"  # the step's targets, joined by '&'
+DIALING_GOSUB = "callflow-dialing"
 VAR_CALLBACK = "CALLFLOW_CALLBACK"  # "1" on calls originated by `callflow callback`
 
 # Written on the caller's channel by [callflow-answered] when an agent leg answers.

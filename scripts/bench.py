@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from callflow.bench.configs import write_config  # noqa: E402
+from callflow.bench.floor import COMMANDS  # noqa: E402
 from callflow.bench.runner import PY, hold, measure, pinned, run_json, start_server  # noqa: E402
 
 NOTES = "<!-- notes: everything below this line is kept by scripts/bench.py -->"
@@ -237,7 +238,8 @@ def render(res: dict[str, Any], command: str) -> tuple[str, list[tuple[str, bool
         f"{m['uvloop']}. Server pinned to core 0 (`taskset -c 0`), load generator to core 1.",
         "",
         "The **floor** is a raw-asyncio FastAGI server (`callflow/bench/floor.py`) sending the "
-        "same commands per call (3 for an answered call) with no logic; ratios are daemon / "
+        f"same commands per call ({len(COMMANDS)} for an answered call) with no logic; ratios "
+        "are daemon / "
         "floor in the same run: both servers up side by side, measured in turns, each figure "
         "the run with the median CPU per call of three. A run's CPU is read once the server is "
         "idle again (CDR rows still queued belong to its calls). "

@@ -1,10 +1,10 @@
 """The floor: a minimal raw-asyncio FastAGI server sending the daemon's commands with no logic.
 
 Per call it sends exactly what ``callflow.call.inbound`` sends for a call answered by its first
-target: EXEC MSet (campaign and target), EXEC Dial and one GET FULL VARIABLE for the outcome
-(DIALSTATUS, HANGUPCAUSE, the agent's answer time); SET VARIABLE CALLFLOW_STATUS done only if the
-Dial was not answered (the dialplan reads DIALSTATUS=ANSWER as finished). Then it half-closes and
-reads to EOF (absorbing the final HANGUP).
+target: EXEC Dial (which runs [callflow-dialing] first for the campaign and target variables) and
+one GET FULL VARIABLE for the outcome (DIALSTATUS, HANGUPCAUSE, the agent's answer time); SET
+VARIABLE CALLFLOW_STATUS done only if the Dial was not answered (the dialplan reads
+DIALSTATUS=ANSWER as finished). Then it half-closes and reads to EOF (absorbing the final HANGUP).
 No header parsing, no attribution, no enrichment, no CDR, no logging: the cost of the protocol.
 """
 
@@ -16,8 +16,8 @@ __all__ = ["COMMANDS", "DONE", "handle", "start_floor"]
 
 #: The command lines the daemon sends for one call answered by its first target, in order.
 COMMANDS: tuple[bytes, ...] = (
-    b'EXEC "MSet" "CALLFLOW_CAMPAIGN=spring-promo,CALLFLOW_TARGET=alice"\n',
-    b'EXEC "Dial" "PJSIP/agent1,15,U(callflow-answered)"\n',
+    b'EXEC "Dial" "PJSIP/agent1,15,U(callflow-answered)'
+    b'B(callflow-dialing^s^1(spring-promo^alice))"\n',
     b'GET FULL VARIABLE "${DIALSTATUS}|${HANGUPCAUSE}|${SHARED(CALLFLOW_AGENT_ANSWERED_AT)}'
     b'|${DIALEDPEERNUMBER}|${SHARED(CALLFLOW_ACCEPTED_AT)}"\n',
 )

@@ -77,13 +77,12 @@ async def dial_step(
     session: AgiSession, ctx: DialContext, targets: Step, group: str, first_seq: int
 ) -> list[DialAttempt]:
     """Ring one step's targets together (one Dial) and read back how each leg went."""
-    names = ",".join(t.name for t in targets)
-    # Names are validated ([A-Za-z0-9_.-]), so they are safe inside MSet's comma list.
-    await session.exec("MSet", f"{contract.VAR_CAMPAIGN}={ctx.campaign}",
-                       f"{contract.VAR_TARGET}={names}")  # fmt: skip
     timeout = max(t.ring_timeout or 0 for t in targets) or 20
     accept = ctx.billing is not None and any(ctx.billing.needs_accept(t.name) for t in targets)
     gosub = contract.ACCEPT_GOSUB if accept else contract.ANSWER_GOSUB
+    # Campaign and target names are validated ([A-Za-z0-9_.-]): safe as Gosub arguments.
+    names = "&".join(t.name for t in targets)
+    dialing = f"{contract.DIALING_GOSUB}^s^1({ctx.campaign}^{names})"
     started = ctx.clock()
     live = ctx.live
     if live is not None and ctx.on_answer is not None:
@@ -101,8 +100,9 @@ async def dial_step(
         live.watch(ctx.uniqueid, answered)
     try:
         await session.exec(
-            "Dial", "&".join(t.dial_string for t in targets), str(timeout), f"U({gosub})"
-        )
+            "Dial", "&".join(t.dial_string for t in targets), str(timeout),
+            f"U({gosub})B({dialing})",
+        )  # fmt: skip
     finally:
         if live is not None:
             live.unwatch(ctx.uniqueid)

@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from callflow.ami import Ami, AmiUrl
+
 pytestmark = pytest.mark.pbx
 
 HEAD = """\
@@ -279,6 +281,63 @@ rules:
     results = {a["target"]: a["result"] for a in call["attempts"]}
     assert results == {"fast": "ANSWER", "slow": "ELSEWHERE"}
     assert call["ring_seconds"] == pytest.approx(0.5, abs=0.4)
+
+
+async def test_each_dial_names_its_campaign_and_targets_on_the_callers_channel(
+    sandbox, start_daemon, agents, place_call, cdr
+):
+    await start_daemon(
+        rules("""
+targets: {slow: {endpoint: agent1}, fast: {endpoint: agent2}}
+groups: {both: {targets: [slow, fast], strategy: simultaneous}}
+campaigns: {main: {route: [slow]}}
+rules:
+  - {name: both, route: both}
+""")
+    )
+    slow = await agents("agent1", answer_after=3.0)
+    await agents("agent2", answer_after=0.5)
+    call = asyncio.create_task(place_call(ani="2125550100", dnis="8005550001", hold=3))
+    await slow.wait_for_invites(1)
+    channel = str((await cdr(status="in_progress"))["channel"])
+    ami = Ami(AmiUrl.parse(sandbox.ami_url()))
+    await ami.start()
+    try:
+        seen = {
+            name: (
+                await ami.action({"Action": "Getvar", "Channel": channel, "Variable": name})
+            ).get("Value")
+            for name in ("CALLFLOW_CAMPAIGN", "CALLFLOW_TARGET")
+        }
+    finally:
+        await ami.stop()
+    result = await call
+
+    # Set by [callflow-dialing], which the Dial runs first (no AGI command of its own).
+    assert result.answered
+    assert seen["CALLFLOW_CAMPAIGN"] == "main"
+    assert sorted(str(seen["CALLFLOW_TARGET"]).split("&")) == ["fast", "slow"]
+
+
+async def test_a_dialplan_without_callflow_dialing_still_connects_calls(
+    sandbox, daemon, agents, place_call, cdr
+):
+    """A daemon upgraded before the dialplan was reloaded: the Dial goes on without the Gosub."""
+    await agents("agent1", answer_after=0.2)
+    ami = Ami(AmiUrl.parse(sandbox.ami_url()))
+    await ami.start()
+    try:
+        await ami.action({"Action": "Command",
+                          "Command": "dialplan remove extension s@callflow-dialing"})  # fmt: skip
+        result = await place_call(ani="2125550100", dnis="8005550001", hold=1)
+    finally:
+        await ami.action({"Action": "Command", "Command": "dialplan reload"})
+        await ami.stop()
+    call = await cdr(status="completed")
+
+    assert "non-existent destination 'callflow-dialing,s,1'" in sandbox.log_tail(400)
+    assert result.answered
+    assert call["disposition"] == "answered" and call["final_target"] == "a1"
 
 
 async def test_broken_rules_on_sighup_drop_no_live_call(
