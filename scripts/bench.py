@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from callflow.bench.configs import write_config  # noqa: E402
 from callflow.bench.floor import COMMANDS  # noqa: E402
+from callflow.bench.pbx import KEPT_UP, saturated  # noqa: E402
 from callflow.bench.runner import PY, hold, measure, pinned, run_json, start_server  # noqa: E402
 
 NOTES = "<!-- notes: everything below this line is kept by scripts/bench.py -->"
@@ -224,6 +225,25 @@ def errors(r: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in r["errors"].items()) or "0"
 
 
+def _saturation(steps: list[dict[str, Any]]) -> str:
+    """One sentence: where the machine stopped keeping up with the offered calls, if it did."""
+    if not steps:
+        return "_No PBX step ran._"
+    hit = next((i for i, s in enumerate(steps) if saturated(s)), None)
+    if hit is None:
+        return f"No step saturated, up to {steps[-1]['rate']} calls/s offered."
+    s = steps[hit]
+    below = f"between {steps[hit - 1]['rate']} and {s['rate']}" if hit else f"by {s['rate']}"
+    went = f"{s['achieved_rate']:.0f}" if s.get("achieved_rate") else "an unknown rate"
+    return (
+        f"**Saturation:** this machine stops keeping up {below} calls/s offered. At "
+        f"{s['rate']}/s the calls went in at {went}/s ({s['answered']} of {s['placed']} "
+        f"answered), with {s.get('machine_util', 0.0):.2f} of {os.cpu_count()} cores busy: "
+        f"Asterisk {s['asterisk_util']:.2f}, the daemon {s['daemon_util']:.2f} "
+        f"({s['daemon_share']:.0%} of Asterisk+daemon), SIPp {s.get('sipp_util', 0.0):.2f}."
+    )
+
+
 def render(res: dict[str, Any], command: str) -> tuple[str, list[tuple[str, bool, str]]]:
     """Render the results as markdown and return the target checks."""
     m = res["machine"]
@@ -407,18 +427,25 @@ def render(res: dict[str, Any], command: str) -> tuple[str, list[tuple[str, bool
         out += [
             f"## Real PBX: SIPp → sandbox {p.get('version', 'Asterisk')} → daemon → SIPp agent", "",
             "Carrier SIPp `-r N` (no media, 1 s calls) into `[callflow-inbound]`, routed by the "
-            "daemon to agent1 (SIPp UAS answering at once); CPU from /proc per process.", "",
-            "| offered calls/s | placed | answered | Asterisk CPU (cores) | Asterisk ms/call | "
-            "daemon CPU (cores) | daemon ms/call | daemon share of Asterisk+daemon |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            "daemon to agent1 (SIPp UAS answering at once); CPU from /proc per process. Everything "
+            "shares this machine's cores: Asterisk, the daemon, both SIPps. \"Went in\" is the "
+            "rate the calls actually started at (their CDR start times); the steps stop at the "
+            f"first one below {KEPT_UP:.0%} of the offered rate or with failed calls.", "",
+            "| offered calls/s | went in, calls/s | placed | answered | Asterisk CPU (cores) | "
+            "Asterisk ms/call | daemon CPU (cores) | daemon ms/call | SIPp CPU (cores) | "
+            "machine busy (cores) | daemon share of Asterisk+daemon |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]  # fmt: skip
         for s in p["steps"]:
+            went = f"{s['achieved_rate']:.0f}" if s.get("achieved_rate") else "—"
             out.append(
-                f"| {s['rate']} | {s['placed']} | {s['answered']} | {s['asterisk_util']:.2f} | "
-                f"{ms(s['asterisk_cpu_ms_per_call'])} | {s['daemon_util']:.2f} | "
-                f"{ms(s['daemon_cpu_ms_per_call'])} | {s['daemon_share']:.0%} |"
+                f"| {s['rate']} | {went} | {s['placed']} | {s['answered']} | "
+                f"{s['asterisk_util']:.2f} | {ms(s['asterisk_cpu_ms_per_call'])} | "
+                f"{s['daemon_util']:.2f} | {ms(s['daemon_cpu_ms_per_call'])} | "
+                f"{s.get('sipp_util', 0.0):.2f} | {s.get('machine_util', 0.0):.2f} | "
+                f"{s['daemon_share']:.0%} |"
             )
-        out.append("")
+        out += ["", _saturation(p["steps"]), ""]
     logged = res.get("daemon_errors", [])
     first = f", first: {logged[0][:160]}" if logged else ""
     checks.append(("the daemon logged no errors (refused CDR rows, failed calls)", not logged,

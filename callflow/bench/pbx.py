@@ -2,14 +2,16 @@
 
 Runs an isolated sandbox (name ``bench``, its own ports) so it never collides with other tests,
 places calls with one SIPp UAC per rate step (``-r N``, no media), and samples the CPU of
-Asterisk, the daemon and SIPp from /proc. Bounded: a few steps of a few seconds each, stopping
-early once calls fail or Asterisk saturates.
+Asterisk, the daemon, SIPp and the whole machine from /proc. Bounded: a few steps of a few
+seconds each, stopping at the first step the machine cannot keep up with (calls fail, or they go
+in markedly slower than offered: SIPp, Asterisk and the daemon share the cores).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import sqlite3
 import subprocess
 import sys
@@ -18,10 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from callflow.bench.procstat import threads_cpu_seconds
+from callflow.bench.procstat import busy_seconds, threads_cpu_seconds
 from callflow.bench.runner import Server, start_server
 
-__all__ = ["BENCH_SANDBOX_ENV", "run_pbx"]
+__all__ = ["BENCH_SANDBOX_ENV", "run_pbx", "saturated"]
+
+#: A step is saturated when calls went in slower than this share of the offered rate.
+KEPT_UP = 0.9
 
 #: The isolated sandbox the benchmark uses (see callflow.testing.sandbox.SandboxConfig).
 BENCH_SANDBOX_ENV = {
@@ -60,19 +65,31 @@ def _sipp_uac(xml: Path, target: str, ip: str, rate: int, calls: int, workdir: P
     ]  # fmt: skip
 
 
-def _count(db: Path, since: float) -> dict[str, int]:
-    """Count the daemon's CDR rows by disposition since a time."""
+def _count(db: Path, since: float) -> tuple[dict[str, int], float | None]:
+    """Count the daemon's CDR rows by disposition since a time, and the rate they started at."""
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
         rows = conn.execute(
             "SELECT coalesce(disposition, status), count(*) FROM calls WHERE started_at >= ? "
             "GROUP BY 1",
             (since,),
         ).fetchall()
-    return {str(k): int(v) for k, v in rows}
+        n, first, last = conn.execute(
+            "SELECT count(*), min(started_at), max(started_at) FROM calls WHERE started_at >= ?",
+            (since,),
+        ).fetchone()
+    rate = (n - 1) / (last - first) if n > 1 and last > first else None
+    return {str(k): int(v) for k, v in rows}, rate
+
+
+def saturated(step: dict[str, Any]) -> bool:
+    """Whether the machine could not keep up with a step: calls failed or went in too slowly."""
+    achieved = step.get("achieved_rate")
+    slow = achieved is not None and achieved < KEPT_UP * step["rate"]
+    return step["failed"] > 0.05 * step["placed"] or slow
 
 
 def run_pbx(
-    workdir: Path, rates: tuple[int, ...] = (25, 50, 100, 200, 300), step: float = 6.0
+    workdir: Path, rates: tuple[int, ...] = (25, 50, 100, 200, 300, 400), step: float = 6.0
 ) -> dict[str, Any]:
     """Run the rising-rate SIPp steps and return per-step CPU shares and call outcomes."""
     with _bench_env():
@@ -118,8 +135,7 @@ def run_pbx(
                 steps.append(
                     _step(rate, step, uac_xml, config, ast_pid, daemon, agent.pid, workdir)
                 )
-                last = steps[-1]
-                if last["failed"] > 0.05 * last["placed"] or last["asterisk_util"] > 1.6:
+                if saturated(steps[-1]):
                     break
                 time.sleep(2.0)
         finally:
@@ -154,6 +170,7 @@ def _step(
     since = time.time()
     pids = [ast_pid] if ast_pid else []
     a0, d0, s0 = threads_cpu_seconds(pids), daemon.cpu(), threads_cpu_seconds([agent_pid])
+    m0, u0 = busy_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     target = f"{config.host}:{config.sip_port}"
     uac = subprocess.Popen(
@@ -166,11 +183,14 @@ def _step(
         uac.kill()
         uac.wait()
     wall = time.perf_counter() - t0
+    u1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the carrier SIPp, now waited for
     time.sleep(1.0)
     a1, d1, s1 = threads_cpu_seconds(pids), daemon.cpu(), threads_cpu_seconds([agent_pid])
-    outcome = _count(daemon.log.parent / _db_name(daemon), since)
+    machine, span = busy_seconds() - m0, time.perf_counter() - t0
+    outcome, achieved = _count(daemon.log.parent / _db_name(daemon), since)
     answered = outcome.get("answered", 0)
     asterisk, dmn = a1 - a0, d1 - d0
+    carrier = (u1.ru_utime + u1.ru_stime) - (u0.ru_utime + u0.ru_stime)
     return {
         "rate": rate,
         "placed": calls,
@@ -183,6 +203,9 @@ def _step(
         "asterisk_util": asterisk / wall,
         "daemon_util": dmn / wall,
         "sipp_agent_util": (s1 - s0) / wall,
+        "sipp_util": (s1 - s0 + carrier) / wall,
+        "machine_util": machine / span,
+        "achieved_rate": achieved,
         "daemon_share": dmn / max(1e-9, asterisk + dmn),
         "outcomes": outcome,
     }

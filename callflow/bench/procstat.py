@@ -6,7 +6,7 @@ import os
 import resource
 from pathlib import Path
 
-__all__ = ["cpu_seconds", "raise_nofile", "rss_bytes", "threads_cpu_seconds"]
+__all__ = ["busy_seconds", "cpu_seconds", "raise_nofile", "rss_bytes", "threads_cpu_seconds"]
 
 _TICK = float(os.sysconf("SC_CLK_TCK"))
 
@@ -28,6 +28,13 @@ def threads_cpu_seconds(pids: list[int]) -> float:
         except (FileNotFoundError, ProcessLookupError, ValueError):
             continue
     return total
+
+
+def busy_seconds() -> float:
+    """Return the CPU seconds the whole machine has spent busy (all cores, not idle or iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal ...: everything but idle and iowait.
+    return (sum(fields[:8]) - fields[3] - fields[4]) / _TICK
 
 
 def rss_bytes(pid: int) -> int:
