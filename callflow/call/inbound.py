@@ -354,9 +354,11 @@ async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
         log.warning("call.agi_error", error=str(exc))
         if hub is not None:
             hub.metrics.agi_error(type(exc).__name__)
+    hung_up, ended = session.hung_up, ctx.clock()
+    await session.close()  # Asterisk gets its channel back now, before the CDR is built
     reason = call.reason()
     end = call_end(
-        start.uniqueid, call.dials.attempts, session.hung_up, ctx.clock(), reason,
+        start.uniqueid, call.dials.attempts, hung_up, ended, reason,
         no_attempt=call.no_attempt, ended_in=call.ended_in,
         ivr_digits=";".join(call.entered) or None, recording_path=call.recording, zip=call.zip,
     )  # fmt: skip
@@ -370,7 +372,6 @@ async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
         return
     if lost and end.disposition != ANSWERED:
         end = replace(end, disposition=UNKNOWN, hangup_by=None)
-    await session.close()  # Asterisk gets its channel back now, not after the CDR commit
     await ctx.store.finish_call(end)
     if ctx.billing is not None and not ctx.billing.state.idle:
         await _bill(ctx.billing, start, end, call.dials.answered)
