@@ -206,6 +206,7 @@ class AgiSession:
         self._events = connection.events
         self._lock = asyncio.Lock()
         self._closed = False
+        self._released = False  # half-closed by release()
         self._expired = False
 
     @classmethod
@@ -243,7 +244,7 @@ class AgiSession:
         line = format_command(verb, *args)
         limit = self.command_timeout if timeout is DEFAULT else timeout
         async with self._lock:
-            if self._closed:
+            if self._closed or self._released:
                 raise AgiDisconnected("AGI session is closed")
             self._note_stale_events()
             # A plain timer that drops the connection is much cheaper than asyncio.timeout().
@@ -391,11 +392,26 @@ class AgiSession:
         self._transport.abort()
         self._conn.wake()
 
+    def release(self) -> None:
+        """Half-close now, so Asterisk gets its channel back; ``close()`` later absorbs the rest.
+
+        Work done between the two overlaps Asterisk's side of the goodbye: its EOF is then
+        usually in by ``close()``, and the loop need not sleep and wake again for it.
+        """
+        transport = self._transport
+        if self._closed or self._released or self._lock.locked() or transport.is_closing():
+            return
+        try:
+            if transport.can_write_eof():
+                transport.write_eof()
+        except OSError:
+            return
+        self._released = True
+
     async def close(self) -> None:
         """Half-close, absorb Asterisk's final HANGUP line until EOF (briefly), then close."""
         if self._closed:
             return
-        self._closed = True
         transport, conn = self._transport, self._conn
         late: list[bool] = []
 
@@ -405,9 +421,9 @@ class AgiSession:
 
         timer = conn.loop.call_later(self.close_timeout, expire)
         try:
-            if not self._lock.locked() and not transport.is_closing():
-                if transport.can_write_eof():
-                    transport.write_eof()
+            self.release()
+            self._closed = True
+            if self._released:
                 while not (conn.eof or conn.error is not None or late):
                     await conn.wait()
         except OSError:

@@ -354,8 +354,8 @@ async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
         log.warning("call.agi_error", error=str(exc))
         if hub is not None:
             hub.metrics.agi_error(type(exc).__name__)
-    hung_up, ended = session.hung_up, ctx.clock()
-    await session.close()  # Asterisk gets its channel back now, before the CDR is built
+    hung_up, ended = session.hung_up, ctx.clock()  # before Asterisk's final HANGUP line
+    session.release()  # Asterisk gets its channel back while the CDR end is built
     reason = call.reason()
     end = call_end(
         start.uniqueid, call.dials.attempts, hung_up, ended, reason,
@@ -372,6 +372,7 @@ async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
         return
     if lost and end.disposition != ANSWERED:
         end = replace(end, disposition=UNKNOWN, hangup_by=None)
+    await session.close()
     await ctx.store.finish_call(end)
     if ctx.billing is not None and not ctx.billing.state.idle:
         await _bill(ctx.billing, start, end, call.dials.answered)

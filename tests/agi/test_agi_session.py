@@ -207,6 +207,20 @@ async def test_close_half_closes_and_absorbs_final_hangup(agi_pair: Pair) -> Non
     assert session.closed and session.hung_up
 
 
+async def test_release_half_closes_at_once_and_close_absorbs_the_rest(agi_pair: Pair) -> None:
+    session, fake = agi_pair
+    session.release()
+    assert await fake.read_to_eof() == b""  # the peer sees EOF before close() is awaited
+    assert not session.closed and not session.hung_up
+    with pytest.raises(AgiDisconnected):
+        await session.get_variable("X")  # no command after the goodbye
+    await fake.reply("HANGUP")
+    fake.close()
+    await session.close()
+    assert session.closed and session.hung_up
+    session.release()  # harmless once closed
+
+
 async def test_close_does_not_wait_forever_for_peer(agi_pair: Pair) -> None:
     session, _ = agi_pair
     session.close_timeout = 0.05
