@@ -257,18 +257,20 @@ rules:
     assert "sticky" in again["route_reason"]
 
 
-async def test_simultaneous_ringing_connects_the_first_to_answer(
-    start_daemon, agents, place_call, cdr
-):
-    await start_daemon(
-        rules("""
+#: agent1 ("slow") and agent2 ("fast") rung together by one Dial.
+BOTH_AT_ONCE = rules("""
 targets: {slow: {endpoint: agent1}, fast: {endpoint: agent2}}
 groups: {both: {targets: [slow, fast], strategy: simultaneous}}
 campaigns: {main: {route: [slow]}}
 rules:
   - {name: both, route: both}
 """)
-    )
+
+
+async def test_simultaneous_ringing_connects_the_first_to_answer(
+    start_daemon, agents, place_call, cdr
+):
+    await start_daemon(BOTH_AT_ONCE)
     slow = await agents("agent1", answer_after=3.0)
     fast = await agents("agent2", answer_after=0.5)
 
@@ -286,15 +288,7 @@ rules:
 async def test_each_dial_names_its_campaign_and_targets_on_the_callers_channel(
     sandbox, start_daemon, agents, place_call, cdr
 ):
-    await start_daemon(
-        rules("""
-targets: {slow: {endpoint: agent1}, fast: {endpoint: agent2}}
-groups: {both: {targets: [slow, fast], strategy: simultaneous}}
-campaigns: {main: {route: [slow]}}
-rules:
-  - {name: both, route: both}
-""")
-    )
+    await start_daemon(BOTH_AT_ONCE)
     slow = await agents("agent1", answer_after=3.0)
     await agents("agent2", answer_after=0.5)
     call = asyncio.create_task(place_call(ani="2125550100", dnis="8005550001", hold=3))
