@@ -6,7 +6,14 @@ import os
 import resource
 from pathlib import Path
 
-__all__ = ["busy_seconds", "cpu_seconds", "raise_nofile", "rss_bytes", "threads_cpu_seconds"]
+__all__ = [
+    "busy_seconds",
+    "cpu_seconds",
+    "raise_nofile",
+    "rss_bytes",
+    "steal_seconds",
+    "threads_cpu_seconds",
+]
 
 _TICK = float(os.sysconf("SC_CLK_TCK"))
 
@@ -30,11 +37,21 @@ def threads_cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def _cpu_line() -> list[int]:
+    """The machine-wide ``cpu`` line of /proc/stat: user nice system idle iowait irq softirq
+    steal, in ticks."""
+    return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
 def busy_seconds() -> float:
-    """Return the CPU seconds the whole machine has spent busy (all cores, not idle or iowait)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    # user nice system idle iowait irq softirq steal ...: everything but idle and iowait.
-    return (sum(fields[:8]) - fields[3] - fields[4]) / _TICK
+    """Return the CPU seconds this machine's own work took, all cores (user, system, irq)."""
+    user, nice, system, _idle, _iowait, irq, softirq, _steal = _cpu_line()
+    return (user + nice + system + irq + softirq) / _TICK
+
+
+def steal_seconds() -> float:
+    """Return the CPU seconds the hypervisor gave to others while this VM wanted to run."""
+    return _cpu_line()[7] / _TICK
 
 
 def rss_bytes(pid: int) -> int:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from callflow.bench.cdr import records
 from callflow.bench.pbx import _count, saturated
+from callflow.bench.procstat import busy_seconds, steal_seconds
 from callflow.store import CdrStore
 
 
@@ -38,3 +40,12 @@ async def test_count_reads_outcomes_and_the_rate_calls_started_at(tmp_path: Path
     assert outcome == {"answered": 10, "in_progress": 1}
     assert rate is not None and abs(rate - 20.0) < 1e-6
     assert _count(db, since=2000.0) == ({}, None)
+
+
+def test_busy_seconds_counts_this_machines_own_work() -> None:
+    before, steal = busy_seconds(), steal_seconds()
+    deadline = time.thread_time() + 0.2
+    while time.thread_time() < deadline:  # 0.2 s of this process's CPU
+        pass
+    assert busy_seconds() - before >= 0.15
+    assert steal_seconds() >= steal
