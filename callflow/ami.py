@@ -1,7 +1,8 @@
 """Asterisk Manager Interface (panoramisk), with events filtered at the source.
 
 Asterisk sends this session its Cdr events and, when something listens for them, the DialEnd
-events of answered legs, and nothing else: every event costs Python time to parse.
+events of answered legs and the DialBegin events of legs dialled through a trunk, and nothing
+else: every event costs Python time to parse.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ log = structlog.get_logger("callflow.ami")
 
 #: The filter letting only answered legs' DialEnd events through (the others stay at Asterisk).
 ANSWER_FILTER = "DialStatus: ANSWER"
+#: The DialBegin of a leg dialled through a trunk ("+15551234567@pstn-trunk"): its dial string
+#: tells apart two numbers rung through one trunk, whose channels name only the trunk.
+TRUNK_DIAL_FILTER = "DialString: [^[:space:]]*@"
 
 CdrCallback = Callable[[Mapping[str, str]], None]
 EventCallback = Callable[[Mapping[str, str]], None]
@@ -52,7 +56,8 @@ class Ami:
     """One AMI session: login asking only for the events wanted, actions, and callbacks."""
 
     def __init__(self, url: AmiUrl, *, answers: EventCallback | None = None) -> None:
-        """Configure the session (``answers`` gets answered DialEnds); nothing connects yet."""
+        """Configure the session (``answers`` gets answered DialEnds and trunk legs' DialBegins);
+        nothing connects yet."""
         self.url = url
         self._manager: Manager | None = None
         self._cdr_callbacks: list[CdrCallback] = []
@@ -66,7 +71,8 @@ class Ami:
             port=self.url.port,
             username=self.url.username,
             secret=self.url.secret,
-            # Event classes at login: CDR, plus call (for DialEnd) only when answers are wanted.
+            # Event classes at login: CDR, plus call (DialBegin, DialEnd) only when answers are
+            # wanted.
             events="cdr,call" if self._answers is not None else "cdr",
             ping_delay=10,
             reconnect_timeout=2,
@@ -74,7 +80,8 @@ class Ami:
         )
         manager.register_event("Cdr", self._on_cdr)
         if self._answers is not None:
-            manager.register_event("DialEnd", self._on_dial_end)
+            manager.register_event("DialBegin", self._on_dial)
+            manager.register_event("DialEnd", self._on_dial)
         manager.connect()
         self._manager = manager
         try:
@@ -88,7 +95,8 @@ class Ami:
             raise AmiError(f"no AMI login at {self.url.host}:{self.url.port}") from None
         await self.action({"Action": "Filter", "Operation": "Add", "Filter": "Event: Cdr"})
         if self._answers is not None:
-            await self.action({"Action": "Filter", "Operation": "Add", "Filter": ANSWER_FILTER})
+            for kept in (ANSWER_FILTER, TRUNK_DIAL_FILTER):
+                await self.action({"Action": "Filter", "Operation": "Add", "Filter": kept})
         log.info("ami.connected", host=self.url.host, port=self.url.port)
 
     async def stop(self) -> None:
@@ -109,7 +117,7 @@ class Ami:
             except Exception:
                 log.exception("ami.cdr_callback_failed")
 
-    def _on_dial_end(self, _manager: Manager, event: Any) -> None:
+    def _on_dial(self, _manager: Manager, event: Any) -> None:
         if self._answers is None:
             return
         try:

@@ -1,4 +1,5 @@
-"""Which target of a Dial answered: live over AMI (its leg's channel), or at the Dial's end."""
+"""Which target of a Dial answered: live over AMI (its leg's channel or dial string), or at the
+Dial's end."""
 
 from __future__ import annotations
 
@@ -11,17 +12,23 @@ __all__ = ["PJSIP", "LiveAnswers", "OnAnswer", "answering_target", "dialed_targe
 
 PJSIP = "PJSIP/"
 
-#: Told the answering leg's channel ("PJSIP/agent1-0000000a") and the instant it answered.
-OnAnswer = Callable[[str, float], None]
+#: Told the answering leg's channel ("PJSIP/agent1-0000000a"), its dial string when AMI gave it
+#: ("+15551234567@pstn-trunk": trunk legs only), and the instant it answered.
+OnAnswer = Callable[[str, str | None, float], None]
 
 
 class LiveAnswers:
-    """The Dials in progress, by the caller's uniqueid; an answered DialEnd calls back once."""
+    """The Dials in progress, by the caller's uniqueid; an answered DialEnd calls back once.
+
+    A DialBegin of a watched Dial leaves its leg's dial string, so the answered leg of two
+    numbers rung through one trunk is named too (their channels name only the trunk).
+    """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         """Start with no Dial watched."""
         self._clock = clock
         self._watching: dict[str, OnAnswer] = {}
+        self._dialed: dict[str, dict[str, str]] = {}  # caller -> leg uniqueid -> dial string
 
     def watch(self, uniqueid: str, on_answer: OnAnswer) -> None:
         """Call ``on_answer`` when a leg of this caller's Dial answers (at most once)."""
@@ -30,25 +37,38 @@ class LiveAnswers:
     def unwatch(self, uniqueid: str) -> None:
         """Stop watching a caller (its Dial ended)."""
         self._watching.pop(uniqueid, None)
+        self._dialed.pop(uniqueid, None)
 
     def on_event(self, fields: Mapping[str, str]) -> None:
-        """Take one AMI event; a watched caller's answered DialEnd calls its callback."""
-        if fields.get("Event") != "DialEnd" or fields.get("DialStatus") != "ANSWER":
+        """Take one AMI event: note a watched Dial's legs; call back on its answered DialEnd."""
+        event, caller = fields.get("Event"), fields.get("Uniqueid", "")
+        if event == "DialBegin" and caller in self._watching:
+            legs = self._dialed.setdefault(caller, {})
+            legs[fields.get("DestUniqueid", "")] = fields.get("DialString", "")
             return
-        on_answer = self._watching.pop(fields.get("Uniqueid", ""), None)
+        if event != "DialEnd" or fields.get("DialStatus") != "ANSWER":
+            return
+        on_answer = self._watching.pop(caller, None)
+        dialed = self._dialed.pop(caller, {}).get(fields.get("DestUniqueid", ""))
         if on_answer is not None:
-            on_answer(fields.get("DestChannel", ""), self._clock())
+            on_answer(fields.get("DestChannel", ""), dialed or None, self._clock())
 
 
-def answering_target(targets: tuple[Target, ...], channel: str) -> Target | None:
-    """The target whose leg is ``channel``, or None when its endpoint leaves it ambiguous.
+def answering_target(
+    targets: tuple[Target, ...], channel: str, dialed: str | None = None
+) -> Target | None:
+    """The target whose leg is ``channel`` (dialled as ``dialed``), or None if ambiguous.
 
     A leg's channel names the endpoint it was dialled through ("PJSIP/agent1-0000000a",
-    "PJSIP/pstn-trunk-0000000b"), so two numbers dialled through one trunk together are told
-    apart only when the Dial ends (DIALEDPEERNUMBER).
+    "PJSIP/pstn-trunk-0000000b"); two numbers dialled through one trunk together are told apart
+    by the leg's dial string, or else only when the Dial ends (DIALEDPEERNUMBER).
     """
     if len(targets) == 1:
         return targets[0]
+    if dialed:
+        named = [t for t in targets if t.dial_string.removeprefix(PJSIP) == dialed]
+        if len(named) == 1:
+            return named[0]
     endpoint = channel.partition("/")[2].rpartition("-")[0]
     found = [t for t in targets if _endpoint(t.dial_string) == endpoint]
     return found[0] if len(found) == 1 else None

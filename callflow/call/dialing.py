@@ -88,8 +88,8 @@ async def dial_step(
     if live is not None and ctx.on_answer is not None:
         on_answer = ctx.on_answer
 
-        def answered(channel: str, at: float) -> None:
-            target = answering_target(targets, channel)
+        def answered(channel: str, dialed: str | None, at: float) -> None:
+            target = answering_target(targets, channel, dialed)
             if target is not None:
                 seq = first_seq + targets.index(target)
                 on_answer({"uniqueid": ctx.uniqueid, "seq": seq, "target": target.name,

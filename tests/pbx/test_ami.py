@@ -43,9 +43,30 @@ async def test_lost_call_is_reconciled_from_asterisk_cdr(
     await daemon_process.stop()
 
 
+ONE_AGENT = """\
+targets: {a1: {endpoint: agent1}}
+campaigns: {promo: {route: [a1]}}
+"""
+#: Two numbers rung together through one trunk: their legs' channels name only the trunk.
+TWO_NUMBERS_ONE_TRUNK = """\
+trunks: {pstn-trunk: {}}
+targets:
+  n1: {number: "+15551230001", trunk: pstn-trunk}
+  n2: {number: "+15551230002", trunk: pstn-trunk}
+groups: {both: {targets: [n1, n2], strategy: simultaneous}}
+campaigns: {promo: {route: [n1]}}
+rules: [{name: both, route: both}]
+"""
+
+
+@pytest.mark.parametrize(
+    ("routing", "endpoint", "legs"),
+    [(ONE_AGENT, "agent1", 1), (TWO_NUMBERS_ONE_TRUNK, "pstn-trunk", 2)],
+)
 async def test_answered_event_goes_out_while_the_call_is_up(
-    sandbox, agents, place_call, cdr, hook_server, tmp_path: Path, db_path: Path
-) -> None:
+    sandbox, agents, place_call, cdr, hook_server, tmp_path: Path, db_path: Path,
+    routing: str, endpoint: str, legs: int,
+) -> None:  # fmt: skip
     received: list[tuple[float, dict]] = []
 
     async def hook(request: web.Request) -> web.Response:
@@ -54,25 +75,26 @@ async def test_answered_event_goes_out_while_the_call_is_up(
 
     port = await hook_server(hook)
     rules = tmp_path / "rules.yaml"
-    rules.write_text(f"""\
+    rules.write_text(
+        f"""\
 version: 1
 settings: {{default_country: US, ring_timeout: 5}}
-targets: {{a1: {{endpoint: agent1}}}}
 numbers: [{{number: "8005550001", campaign: promo}}]
 unknown_number: {{campaign: promo}}
-campaigns: {{promo: {{route: [a1]}}}}
 events:
   webhooks: [{{name: live, url: "http://127.0.0.1:{port}/hook", events: [answered, dial]}}]
-""")
+"""
+        + routing
+    )
     daemon = Daemon(DaemonOptions(config=rules, database=db_path, port=sandbox.config.agi_port,
                                   grace=5, ami=AmiUrl.parse(sandbox.ami_url())))  # fmt: skip
     await daemon.start()
     try:
-        await agents("agent1", answer_after=0.5)
+        await agents(endpoint, answer_after=0.5)
         result = await place_call(ani="2125550100", dnis="8005550001", hold=4)
         call = await cdr(status="completed")
         for _ in range(50):
-            if len(received) >= 2:
+            if len(received) >= 1 + legs:
                 break
             await asyncio.sleep(0.1)
     finally:
@@ -80,14 +102,16 @@ events:
 
     assert result.answered
     kinds = [body["event"] for _, body in received]
-    assert kinds == ["answered", "dial"]  # told once, live, then the finished attempt
-    (at, answered), (_, dial) = received
+    assert kinds == ["answered"] + ["dial"] * legs  # told once, live, then the finished attempts
+    (at, answered), *dials = received
     assert at < float(str(call["ended_at"])) - 2  # while the caller and the agent still talked
-    assert answered["data"]["target"] == "a1" and answered["uniqueid"] == call["uniqueid"]
-    (attempt,) = call["attempts"]
+    assert answered["uniqueid"] == call["uniqueid"]
+    assert answered["data"]["target"] == call["final_target"]  # the leg that won, by name
+    (attempt,) = [a for a in call["attempts"] if a["result"] == "ANSWER"]
     assert answered["data"]["answered_at"] == pytest.approx(attempt["answered_at"], abs=0.5)
     assert answered["data"]["ring_seconds"] == pytest.approx(0.5, abs=0.5)
-    assert dial["data"]["result"] == "ANSWER" and dial["data"]["talk_seconds"] > 2
+    won = [d for _, d in dials if d["data"]["result"] == "ANSWER"]
+    assert len(won) == 1 and won[0]["data"]["talk_seconds"] > 2
 
 
 async def test_callback_lands_on_an_agent_attributed_to_campaign(
