@@ -23,7 +23,7 @@ from typing import Any
 from callflow.bench.procstat import busy_seconds, threads_cpu_seconds
 from callflow.bench.runner import Server, start_server
 
-__all__ = ["BENCH_SANDBOX_ENV", "run_pbx", "saturated"]
+__all__ = ["BENCH_SANDBOX_ENV", "KEPT_UP", "run_pbx", "saturated"]
 
 #: A step is saturated when calls went in slower than this share of the offered rate.
 KEPT_UP = 0.9

@@ -65,10 +65,8 @@ def answering_target(
     """
     if len(targets) == 1:
         return targets[0]
-    if dialed:
-        named = [t for t in targets if t.dial_string.removeprefix(PJSIP) == dialed]
-        if len(named) == 1:
-            return named[0]
+    if dialed and (named := _dialled_as(targets, dialed)) is not None:
+        return named
     endpoint = channel.partition("/")[2].rpartition("-")[0]
     found = [t for t in targets if _endpoint(t.dial_string) == endpoint]
     return found[0] if len(found) == 1 else None
@@ -78,10 +76,13 @@ def dialed_target(targets: tuple[Target, ...], peer: str) -> Target | None:
     """The target whose leg answered, from DIALEDPEERNUMBER ('agent1', '+1555…@trunk')."""
     if len(targets) == 1:
         return targets[0]
-    for target in targets:
-        if target.dial_string.removeprefix(PJSIP) == peer:
-            return target
-    return targets[0]
+    found = _dialled_as(targets, peer)
+    return found if found is not None else targets[0]
+
+
+def _dialled_as(targets: tuple[Target, ...], dialed: str) -> Target | None:
+    """The target dialled as ``dialed``: DIALEDPEERNUMBER or a DialBegin's DialString."""
+    return next((t for t in targets if t.dial_string.removeprefix(PJSIP) == dialed), None)
 
 
 def _endpoint(dial_string: str) -> str:
