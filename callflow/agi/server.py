@@ -11,6 +11,7 @@ from typing import TypeAlias
 import structlog
 from structlog.contextvars import bind_contextvars
 
+from callflow.agi.eager import start_eagerly
 from callflow.agi.protocol import IncompleteHeader, ProtocolError
 from callflow.agi.session import (
     AgiConnection,
@@ -139,14 +140,15 @@ class AgiServer:
         return conn
 
     def _header_received(self, conn: AgiConnection) -> None:
-        """The header is complete: serve the call in its own task."""
+        """The header is complete: serve the call at once, in its own task from its first wait."""
         timer = self._pending.pop(conn, None)
         if timer is not None:
             timer.cancel()
         session = AgiSession(conn, command_timeout=self.command_timeout)
-        task = conn.loop.create_task(self._serve(session))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task = start_eagerly(conn.loop, self._serve(session))
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def _not_agi(self, conn: AgiConnection, exc: ProtocolError) -> None:
         """The peer sent something other than an AGI header, or left before finishing it."""

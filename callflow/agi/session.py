@@ -117,8 +117,10 @@ class AgiConnection(asyncio.Protocol):
                 self._header_parser = None
                 if data:
                     self.events.extend(self._replies.feed(data))
+                self.wake()  # before on_header, which may start the call and wait anew
                 if self._on_header is not None:
                     self._on_header(self)
+                return
             else:
                 self.events.extend(self._replies.feed(data))
         except ProtocolError as exc:
