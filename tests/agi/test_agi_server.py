@@ -300,3 +300,22 @@ async def test_async_with_lifecycle() -> None:
         fake.close()
     assert not server.serving
     assert server.active == 0
+
+
+async def test_a_call_starts_in_the_callback_that_read_its_header(
+    servers: list[AgiServer],
+) -> None:
+    tasks: list[asyncio.Task[Any] | None] = []
+
+    async def inbound(session: AgiSession) -> None:
+        tasks.append(asyncio.current_task())  # None: run at once, not a loop turn later
+        await session.set_variable("ROUTE", "agent1")
+        tasks.append(asyncio.current_task())  # a task carries on after the first wait
+
+    server = await serve(servers, {"/inbound": inbound})
+    fake = await FakeAsterisk.connect(server.port)
+    await fake.expect('SET VARIABLE "ROUTE" "agent1"', "200 result=1")
+    assert await fake.read_to_eof() == b""
+    fake.close()
+    assert tasks[0] is None
+    assert tasks[1] is not None
