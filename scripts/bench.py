@@ -38,6 +38,7 @@ from callflow.bench.runner import (  # noqa: E402
     run_json,
     start_server,
 )
+from callflow.bench.stats import paired_ratios  # noqa: E402
 
 NOTES = "<!-- notes: everything below this line is kept by scripts/bench.py -->"
 RATES = (100, 500, 1000)
@@ -118,7 +119,8 @@ def side_by_side(
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The run with the median CPU per call (its latencies kept together with it)."""
     ordered = sorted(runs, key=lambda r: r["cpu_ms_per_call"])
-    return {**ordered[len(ordered) // 2], "runs": len(runs)}
+    turns = [r["cpu_ms_per_call"] for r in runs]  # in the order run, to pair with the floor's
+    return {**ordered[len(ordered) // 2], "runs": len(runs), "cpu_turns": turns}
 
 
 def memory(work: Path, config: Path, calls: int) -> dict[str, Any]:
@@ -255,6 +257,12 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b else "n/a"
 
 
+def turns(daemon: dict[str, Any], floor: dict[str, Any]) -> str:
+    """Each turn's CPU ratio (daemon turn i over floor turn i), to show how much it moves."""
+    each = paired_ratios(daemon.get("cpu_turns", []), floor.get("cpu_turns", []))
+    return f" (turns: {', '.join(f'{r:.2f}x' for r in each)})" if len(each) > 1 else ""
+
+
 def daemon_errors(work: Path) -> list[str]:
     """The error lines every daemon of this run logged (a run is only valid without them)."""
     return [line for log_file in sorted(work.glob("daemon-*.log"))
@@ -353,13 +361,14 @@ def render(res: dict[str, Any], command: str) -> tuple[str, list[tuple[str, bool
             out.append(
                 f"| {rate} calls/s: CPU ms per call (errors) | {ms(fr['cpu_ms_per_call'])} "
                 f"({errors(fr)}) | {ms(dr['cpu_ms_per_call'])} ({errors(dr)}) | "
-                f"{ratio(dr['cpu_ms_per_call'], fr['cpu_ms_per_call'])} |"
+                f"{ratio(dr['cpu_ms_per_call'], fr['cpu_ms_per_call'])}{turns(dr, fr)} |"
             )
         d500, f500 = d["500"], f["500"]
         checks.append((
             "CPU per routed call ≤ 3x floor (500 calls/s, uvloop)",
             d500["cpu_ms_per_call"] <= 3 * f500["cpu_ms_per_call"],
-            f"{ms(d500['cpu_ms_per_call'])} vs 3 x {ms(f500['cpu_ms_per_call'])} ms",
+            f"{ms(d500['cpu_ms_per_call'])} vs 3 x {ms(f500['cpu_ms_per_call'])} ms"
+            f"{turns(d500, f500)}",
         ))  # fmt: skip
         checks.append((
             "CPU per routed call ≤ 0.3 ms with uvloop (500 calls/s)",
@@ -377,7 +386,7 @@ def render(res: dict[str, Any], command: str) -> tuple[str, list[tuple[str, bool
             "## Stock asyncio loop (no uvloop), 500 calls/s", "",
             "| figure | floor | daemon | daemon/floor |", "| --- | --- | --- | --- |",
             f"| CPU ms per call | {ms(f['cpu_ms_per_call'])} | {ms(d['cpu_ms_per_call'])} | "
-            f"{ratio(d['cpu_ms_per_call'], f['cpu_ms_per_call'])} |",
+            f"{ratio(d['cpu_ms_per_call'], f['cpu_ms_per_call'])}{turns(d, f)} |",
             f"| decision p50 / p99 ms | {ms(f['decision']['p50_ms'])} / "
             f"{ms(f['decision']['p99_ms'])} | {ms(d['decision']['p50_ms'])} / "
             f"{ms(d['decision']['p99_ms'])} | |",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["percentile", "summarise"]
+__all__ = ["paired_ratios", "percentile", "summarise"]
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:
@@ -31,3 +31,10 @@ def summarise(samples: Sequence[float]) -> dict[str, float]:
         "p999_ms": percentile(ordered, 99.9) * ms,
         "max_ms": ordered[-1] * ms,
     }
+
+
+def paired_ratios(numerators: Sequence[float], denominators: Sequence[float]) -> list[float]:
+    """Return each turn's ratio (turn i of one server over turn i of the other), in turn order."""
+    if len(numerators) != len(denominators):
+        raise ValueError(f"{len(numerators)} turns against {len(denominators)}")
+    return [n / d if d else math.nan for n, d in zip(numerators, denominators, strict=True)]
