@@ -75,6 +75,10 @@ class _Resumed(Coroutine[Any, Any, T]):
         """Close the coroutine."""
         self._coro.close()
 
+    def __repr__(self) -> str:
+        """The coroutine's own repr, so tasks and warnings name the handler."""
+        return repr(self._coro)
+
     def __await__(self) -> Generator[Any, None, T]:
         """Not awaitable: only a task drives it."""
         raise TypeError("drive it with a task")

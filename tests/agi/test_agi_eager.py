@@ -26,6 +26,7 @@ async def test_runs_up_to_its_first_wait_before_the_loop_turns() -> None:
     task = start_eagerly(loop, work())
     assert steps == ["before"]  # no await happened in between
     assert task is not None and not task.done()
+    assert "work" in repr(task)  # the task names the coroutine it carries on
     gate.set_result(None)
     assert await task == "done"
     assert steps == ["before", "after"]
