@@ -76,8 +76,12 @@ class _Resumed(Coroutine[Any, Any, T]):
         self._coro.close()
 
     def __repr__(self) -> str:
-        """The coroutine's own repr, so tasks and warnings name the handler."""
+        """The coroutine's own repr."""
         return repr(self._coro)
+
+    def __getattr__(self, name: str) -> Any:
+        """The coroutine's own ``__qualname__``, ``cr_frame``...: task reprs name the handler."""
+        return getattr(self._coro, name)
 
     def __await__(self) -> Generator[Any, None, T]:
         """Not awaitable: only a task drives it."""
