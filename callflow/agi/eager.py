@@ -68,7 +68,9 @@ class _Resumed(Coroutine[Any, Any, T]):
 
     def throw(self, *args: Any) -> Any:
         """Throw into the coroutine where it waits (a cancellation, a failed future)."""
-        self._waits_on = _NOTHING
+        waits_on, self._waits_on = self._waits_on, _NOTHING
+        if isinstance(waits_on, asyncio.Future):  # cancelled before the task saw it, as tasks do
+            waits_on.cancel()
         return self._coro.throw(*args)
 
     def close(self) -> None:

@@ -130,10 +130,11 @@ async def test_a_coroutine_may_catch_the_cancellation_and_finish() -> None:
 async def test_a_task_cancelled_before_its_first_step_cancels_the_coroutine() -> None:
     loop = asyncio.get_running_loop()
     seen: list[str] = []
+    waited = loop.create_future()
 
     async def work() -> None:
         try:
-            await loop.create_future()
+            await waited
         finally:
             seen.append("cleaned up")
 
@@ -143,6 +144,7 @@ async def test_a_task_cancelled_before_its_first_step_cancels_the_coroutine() ->
     with pytest.raises(asyncio.CancelledError):
         await task
     assert seen == ["cleaned up"]
+    assert waited.cancelled()  # as a task cancels the future it waits on
 
 
 async def test_a_bare_yield_in_the_eager_part_just_resumes_later() -> None:
