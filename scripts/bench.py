@@ -38,7 +38,7 @@ from callflow.bench.runner import (  # noqa: E402
     run_json,
     start_server,
 )
-from callflow.bench.stats import paired_ratios  # noqa: E402
+from callflow.bench.stats import paired_ratios, worst_ratio  # noqa: E402
 
 NOTES = "<!-- notes: everything below this line is kept by scripts/bench.py -->"
 RATES = (100, 500, 1000)
@@ -363,12 +363,18 @@ def render(res: dict[str, Any], command: str) -> tuple[str, list[tuple[str, bool
                 f"({errors(fr)}) | {ms(dr['cpu_ms_per_call'])} ({errors(dr)}) | "
                 f"{ratio(dr['cpu_ms_per_call'], fr['cpu_ms_per_call'])}{turns(dr, fr)} |"
             )
-        d500, f500 = d["500"], f["500"]
+        d500 = d["500"]
+        # Every load counts: one rate alone can pass in a slow period (a slow host makes the
+        # kernel-heavy floor dearer) while the others miss.
+        loads = {"flat out": (df, ff), **{f"{r} calls/s": (d[str(r)], f[str(r)]) for r in RATES}}
+        label, worst = worst_ratio({name: (dl["cpu_ms_per_call"], fl["cpu_ms_per_call"])
+                                    for name, (dl, fl) in loads.items()})  # fmt: skip
         checks.append((
-            "CPU per routed call ≤ 3x floor (500 calls/s, uvloop)",
-            d500["cpu_ms_per_call"] <= 3 * f500["cpu_ms_per_call"],
-            f"{ms(d500['cpu_ms_per_call'])} vs 3 x {ms(f500['cpu_ms_per_call'])} ms"
-            f"{turns(d500, f500)}",
+            "CPU per routed call ≤ 3x floor at every load measured (uvloop)", worst <= 3.0,
+            f"worst {worst:.2f}x at {label}; " + ", ".join(
+                f"{name} {ratio(dl['cpu_ms_per_call'], fl['cpu_ms_per_call'])}"
+                for name, (dl, fl) in loads.items()
+            ),
         ))  # fmt: skip
         checks.append((
             "CPU per routed call ≤ 0.3 ms with uvloop (500 calls/s)",

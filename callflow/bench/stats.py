@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-__all__ = ["paired_ratios", "percentile", "summarise"]
+__all__ = ["paired_ratios", "percentile", "summarise", "worst_ratio"]
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:
@@ -38,3 +38,12 @@ def paired_ratios(numerators: Sequence[float], denominators: Sequence[float]) ->
     if len(numerators) != len(denominators):
         raise ValueError(f"{len(numerators)} turns against {len(denominators)}")
     return [n / d if d else math.nan for n, d in zip(numerators, denominators, strict=True)]
+
+
+def worst_ratio(pairs: Mapping[str, tuple[float, float]]) -> tuple[str, float]:
+    """Return the label whose numerator/denominator is highest, and that ratio."""
+    if not pairs:
+        raise ValueError("no ratios to compare")
+    ratios = {label: n / d if d else math.inf for label, (n, d) in pairs.items()}
+    label = max(ratios, key=lambda key: ratios[key])
+    return label, ratios[label]
