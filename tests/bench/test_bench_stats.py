@@ -32,7 +32,7 @@ def test_worst_ratio_names_the_load_furthest_above_its_floor() -> None:
     assert worst == pytest.approx(0.78 / 0.22)
 
 
-def test_worst_ratio_counts_a_zero_floor_as_worst_and_refuses_nothing() -> None:
+def test_worst_ratio_counts_a_zero_floor_as_worst_and_refuses_no_pairs() -> None:
     assert worst_ratio({"a": (1.0, 0.5), "b": (1.0, 0.0)}) == ("b", math.inf)
     with pytest.raises(ValueError, match="no ratios"):
         worst_ratio({})
