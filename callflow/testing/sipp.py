@@ -8,6 +8,7 @@ import itertools
 import re
 import shutil
 import socket
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -88,6 +89,15 @@ def parse_trace(text: str) -> list[SipMessage]:
 
 
 _ports = itertools.count(16000, 4)
+
+
+def udp_bound(ip: str, port: int, table: str = "/proc/net/udp") -> bool:
+    """Whether some socket is bound to the UDP address, read from the kernel without binding it."""
+    want = f"{int.from_bytes(socket.inet_aton(ip), sys.byteorder):08X}:{port:04X}"
+    any_ip = f"00000000:{port:04X}"
+    with open(table, encoding="ascii") as f:
+        next(f)
+        return any(line.split()[1] in (want, any_ip) for line in f)
 
 
 def _free_udp_port(ip: str) -> int:
@@ -246,24 +256,25 @@ class Agent:
             press_pcap=str(pcap) if pcap else None,
         )
         (self.workdir / "agent.xml").write_text(xml)
-        self._proc = await asyncio.create_subprocess_exec(
-            SIPP, "-sf", str(self.workdir / "agent.xml"),
-            "-i", self.ip, "-p", str(self.port), "-mi", self.ip, "-mp", str(self.port + 10000),
-            "-nostdin", "-aa", "-l", "1000",
-            "-trace_msg", "-message_file", str(self.workdir / "messages.log"),
-            "-trace_err", "-error_file", str(self.workdir / "errors.log"),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
+        with (self.workdir / "stderr.log").open("wb") as stderr:
+            self._proc = await asyncio.create_subprocess_exec(
+                SIPP, "-sf", str(self.workdir / "agent.xml"),
+                "-i", self.ip, "-p", str(self.port), "-mi", self.ip, "-mp", str(self.port + 10000),
+                "-nostdin", "-aa", "-l", "1000",
+                "-trace_msg", "-message_file", str(self.workdir / "messages.log"),
+                "-trace_err", "-error_file", str(self.workdir / "errors.log"),
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=stderr,
+            )  # fmt: skip
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             if self._proc.returncode is not None:
-                raise RuntimeError(f"agent {self.name}: sipp exited {self._proc.returncode}")
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                try:
-                    s.bind((self.ip, self.port))
-                except OSError:
-                    return self  # SIPp holds the port: it is listening
+                why = _read(self.workdir / "stderr.log").strip()
+                raise RuntimeError(
+                    f"agent {self.name}: sipp exited {self._proc.returncode}: {why[-500:]}"
+                )
+            if udp_bound(self.ip, self.port):
+                return self
             await asyncio.sleep(0.02)
         raise RuntimeError(f"agent {self.name}: sipp did not start listening")
 
