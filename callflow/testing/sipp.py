@@ -276,6 +276,7 @@ class Agent:
             if udp_bound(self.ip, self.port):
                 return self
             await asyncio.sleep(0.02)
+        await self.stop()  # or it would hold the agent's address for every later test
         raise RuntimeError(f"agent {self.name}: sipp did not start listening")
 
     async def stop(self) -> None:

@@ -15,7 +15,6 @@ from aiohttp import web
 
 from callflow.daemon import Daemon, DaemonOptions
 from callflow.store import CdrReader
-from callflow.testing.mosquitto import free_port
 from callflow.testing.sandbox import Sandbox
 
 RULES = """\
@@ -100,16 +99,19 @@ CallRow = dict[str, object]
 
 @pytest.fixture
 def cdr(db_path: Path) -> Callable[..., Awaitable[CallRow]]:
-    """`await cdr(status="completed")` waits for the (single) call matching and returns it."""
+    """`await cdr(status="completed")` waits for the call matching and returns it.
 
-    async def wait(timeout: float = 15.0, **match: object) -> CallRow:
+    With ``count=N`` it waits until N calls match and returns the latest of them.
+    """
+
+    async def wait(timeout: float = 15.0, count: int = 1, **match: object) -> CallRow:
         deadline = time.monotonic() + timeout
         reader = await CdrReader.open(db_path)
         try:
             while True:
                 rows = [r async for r in reader.iter_calls()]
                 hits = [r for r in rows if all(r.get(k) == v for k, v in match.items())]
-                if hits:
+                if len(hits) >= count:
                     call = await reader.get_call(str(hits[-1]["uniqueid"]))
                     assert call is not None
                     return call
@@ -150,10 +152,11 @@ class DaemonProcess:
             return
         raise AssertionError("callflow serve did not start listening")
 
-    def kill(self) -> None:
-        """SIGKILL: no cleanup at all."""
+    async def kill(self) -> None:
+        """SIGKILL: no cleanup at all; returns once the process (and its listener) is gone."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
+        await self.proc.wait()
 
     async def stop(self) -> None:
         """SIGTERM and wait (graceful)."""
@@ -190,9 +193,8 @@ async def hook_server() -> AsyncIterator[Callable[[HookHandler], Awaitable[int]]
         runner = web.AppRunner(site)
         await runner.setup()
         runners.append(runner)
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        return port
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        return int(runner.addresses[0][1])
 
     yield start
     for runner in runners:

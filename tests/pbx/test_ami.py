@@ -25,10 +25,10 @@ async def test_lost_call_is_reconciled_from_asterisk_cdr(
     daemon_process.extra = ["--ami", sandbox.ami_url()]
     await daemon_process.start()
 
-    call_task = asyncio.create_task(place_call(ani="2125550100", dnis="8005550001", hold=5))
+    call_task = asyncio.create_task(place_call(ani="2125550100", dnis="8005550001", hold=10))
     await agent.wait_for_invites(1)
     await asyncio.sleep(0.5)
-    daemon_process.kill()
+    await daemon_process.kill()
     left = await cdr(status="in_progress")
     await daemon_process.start()  # back while the call is still up: it is watched, not guessed
     result = await call_task

@@ -199,7 +199,7 @@ async def test_daemon_killed_mid_call_call_continues_and_restart_resolves(
     call_task = asyncio.create_task(place_call(ani="2125550100", dnis="8005550001", hold=4))
     await agent.wait_for_invites(1)
     await asyncio.sleep(1.0)  # bridged to the agent
-    daemon_process.kill()
+    await daemon_process.kill()
     result = await call_task
 
     assert result.answered and result.hung_up_by == "carrier"
