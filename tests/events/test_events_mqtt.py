@@ -112,7 +112,9 @@ async def test_broker_restart_mid_stream_delivers_every_event_in_order(
     assert_in_order_per_call(events)
     assert [e["id"] for e in first_seen(events)] == emitted  # and in emit order overall
     assert sample(hub, "callflow_mqtt_dropped_total", reason="spool_full") == 0
-    assert slowest < 0.05, f"emit took {slowest * 1000:.1f} ms"  # never waits for the broker
+    # never waits for the broker (a wait would be its 5 s publish timeout; 0.5 s leaves room
+    # for a descheduled thread on a busy machine)
+    assert slowest < 0.5, f"emit took {slowest * 1000:.1f} ms"
     assert hub.mqtt.spool.count == 0 and not list((tmp_path / "spool").glob("mqtt-*.jsonl"))
 
 

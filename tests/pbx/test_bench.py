@@ -112,7 +112,7 @@ async def test_no_daemon_reaches_fallback(sandbox, agents, place_call) -> None:
     started = result.invite_sent_at
     assert started is not None
     ok = next(m.at for m in result.messages if m.received and m.code == 200)
-    assert ok - started < 1.0  # refused at once: no 2 s connect timeout
+    assert ok - started < 1.5  # refused at once: no 2 s connect timeout
 
 
 async def test_daemon_failing_mid_call_reaches_fallback(agi_server, agents, place_call) -> None:

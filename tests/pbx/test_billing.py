@@ -37,6 +37,16 @@ def ledger(db_path) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
     return rows
 
 
+async def posted(db_path, *uniqueids: object) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the ledger holds entries for each call (it is posted after the CDR)."""
+    for _ in range(100):
+        have = {e["uniqueid"] for e in ledger(db_path)}
+        if have.issuperset(uniqueids):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no ledger entries for {set(uniqueids) - have}")
+
+
 def money(db_path, uniqueid: str, kind: str) -> int:  # type: ignore[no-untyped-def]
     """The call's ledger total of one kind (revenue or payout), in cents."""
     return sum(int(e["amount_minor"]) for e in ledger(db_path)  # type: ignore[call-overload]
@@ -72,7 +82,7 @@ rules:
     results = await asyncio.gather(long_call, short_call)
     first = await cdr(status="completed", ani_e164="+12125550101", timeout=30)
     second = await cdr(status="completed", ani_e164="+12125550102", timeout=30)
-    await asyncio.sleep(0.5)  # the ledger is posted right after the CDR
+    await posted(db_path, first["uniqueid"])
 
     assert all(r.answered for r in results)
     assert results[1].duration > 90  # the caller's leg …
@@ -134,9 +144,9 @@ rules:
         if len(calls) == 2:
             break
         await asyncio.sleep(0.1)
-    await asyncio.sleep(0.5)
 
     (_, target1, _), (uid2, target2, reason2) = calls
+    await posted(db_path, first["uniqueid"], uid2)
     assert (target1, target2) == ("acme-agent", "beta-agent")
     assert len(acme.invites) == 1 and len(beta.invites) == 1
     assert "duplicate" in json.loads(reason2)["refused_at_dial"][0]
@@ -203,7 +213,7 @@ rules:
     accepting = await agents("agent1", answer_after=0.0, press="1")
     await place_call(ani="6465550122", dnis="8005550001", hold=6)
     accepted = await cdr(status="completed", ani_e164="+16465550122")
-    await asyncio.sleep(0.5)
+    await posted(db_path, accepted["uniqueid"])
 
     # not accepted: that leg is congestion and the call moves on to the next buyer
     assert [(a["target"], a["result"]) for a in declined["attempts"]] == [

@@ -183,7 +183,11 @@ recordings: {{dir: {inner}, local_dir: {local}, split: true, notice: callflow-be
 
     result = await place_call(ani="2125550100", dnis="8005550001", hold=4, audio=True)
     call = await cdr(status="completed")
-    await asyncio.sleep(1.0)
+    for _ in range(50):  # the size is written once Asterisk has closed the files
+        call = await cdr(status="completed")
+        if call["recording_bytes"]:
+            break
+        await asyncio.sleep(0.2)
 
     ok_at = next(m.at for m in result.messages if m.received and m.code == 200)
     (invite,) = agent.invites
