@@ -65,8 +65,8 @@ def answering_target(
     """
     if len(targets) == 1:
         return targets[0]
-    if dialed and (named := _dialled_as(targets, dialed)) is not None:
-        return named
+    if dialed and len(named := _dialled_as(targets, dialed)) == 1:
+        return named[0]
     endpoint = channel.partition("/")[2].rpartition("-")[0]
     found = [t for t in targets if _endpoint(t.dial_string) == endpoint]
     return found[0] if len(found) == 1 else None
@@ -77,12 +77,12 @@ def dialed_target(targets: tuple[Target, ...], peer: str) -> Target | None:
     if len(targets) == 1:
         return targets[0]
     found = _dialled_as(targets, peer)
-    return found if found is not None else targets[0]
+    return found[0] if found else targets[0]
 
 
-def _dialled_as(targets: tuple[Target, ...], dialed: str) -> Target | None:
-    """The target dialled as ``dialed``: DIALEDPEERNUMBER or a DialBegin's DialString."""
-    return next((t for t in targets if t.dial_string.removeprefix(PJSIP) == dialed), None)
+def _dialled_as(targets: tuple[Target, ...], dialed: str) -> list[Target]:
+    """The targets dialled as ``dialed``: DIALEDPEERNUMBER or a DialBegin's DialString."""
+    return [t for t in targets if t.dial_string.removeprefix(PJSIP) == dialed]
 
 
 def _endpoint(dial_string: str) -> str:

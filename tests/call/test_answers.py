@@ -79,3 +79,11 @@ def test_two_numbers_through_one_trunk_are_told_apart_by_the_dial_string() -> No
 
     assert answering_target((out1, out2), channel, "+15551230002@pstn-trunk") is out2
     assert answering_target((out1, out2), channel, "+15559999999@pstn-trunk") is None
+
+
+def test_two_targets_dialled_the_same_way_are_not_told_apart_live() -> None:
+    out1 = Target(name="out1", number="+15551230001", trunk="pstn-trunk")
+    again = Target(name="again", number="+15551230001", trunk="pstn-trunk")
+    channel = "PJSIP/pstn-trunk-00000006"
+
+    assert answering_target((out1, again), channel, "+15551230001@pstn-trunk") is None
