@@ -215,7 +215,7 @@ class CdrStore:
         cls,
         path: StrPath,
         *,
-        batch_interval: float = 0.2,
+        batch_interval: float = 0.1,
         max_batch: int = 500,
         ani_cache_size: int = 65536,
         clock: Callable[[], float] = time.time,
@@ -223,8 +223,9 @@ class CdrStore:
         """Open (creating and migrating if needed) the database and start the writer task.
 
         ``clock`` stamps ``updated_at``; ``ani_cache_size`` bounds the repeat-caller cache.
-        ``batch_interval`` is 0.2 s: at 100-500 calls/s that costs about 10% less CPU per call than
-        0.05 s (fewer, larger commits), and a call's end record waits at most that long.
+        ``batch_interval`` is 0.1 s: at 100-500 calls/s that costs 5-10% less CPU per call than
+        0.05 s (fewer, larger commits); 0.2 s saves no more and lengthens the decision tail, since
+        each commit holds the core longer.
         """
         if batch_interval < 0 or max_batch < 1 or ani_cache_size < 1:
             raise ValueError("batch_interval >= 0, max_batch >= 1, ani_cache_size >= 1")
