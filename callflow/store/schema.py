@@ -94,8 +94,9 @@ LINK_NEXT_CALL: Final = (
     "SELECT min(n.started_at) FROM calls AS n WHERE n.ani_e164 = ?1 AND n.started_at > ?2) "
     "AND (prev_started_at IS NULL OR prev_started_at < ?2)"
 )
-#: After a call's disposition is set (uniqueid): the caller's calls since its previous
-#: answered call get their next answered call again (this one, if answered, or a later one).
+#: After a call is finished answered (uniqueid): the caller's calls since its previous
+#: answered call get their next answered call again (this one, or a later one). A call that
+#: ends any other way changes no link, so the writer skips this for it.
 RELINK_FINISHED: Final = (
     "UPDATE calls SET next_answered_at = n.next FROM ("
     "SELECT c.rowid AS id, (SELECT min(a.started_at) FROM calls AS a "

@@ -47,9 +47,10 @@ import structlog
 
 from callflow.store.connection import StrPath, open_reader, open_writer
 from callflow.store.errors import RowRejected, StoreClosed, StoreError, UnknownCall
-from callflow.store.records import AttemptHistory, CallEnd, CallStart, DialAttempt
+from callflow.store.records import ANSWERED, AttemptHistory, CallEnd, CallStart, DialAttempt
 from callflow.store.schema import (
     ATTEMPTS_SINCE,
+    END_COLUMNS,
     FINISH_CALL,
     IN_PROGRESS,
     INSERT_ATTEMPT,
@@ -83,6 +84,7 @@ _STATE: Final = 4
 _SQL: Final = (INSERT_CALL, INSERT_ATTEMPT, FINISH_CALL, SET_RECORDING_BYTES, SAVE_STATE)
 _KIND: Final = ("start_call", "add_attempt", "finish_call", "set_recording_bytes", "save_state")
 _ANI_AT: Final = (START_COLUMNS.index("ani_e164"), START_COLUMNS.index("started_at"))
+_DISPOSITION: Final = END_COLUMNS.index("disposition")  # in FINISH_CALL's parameters
 #: A batch whose transaction fails as a whole (locked by another writer, disk full) is retried,
 #: its backoff doubling from _TX_BACKOFF to _TX_BACKOFF_MAX, for _TX_RETRY_FOR seconds after its
 #: first failure (an admin's VACUUM or a disk being cleared loses nothing); once the store is
@@ -144,7 +146,12 @@ def _links(kind: int, ops: list[_Op]) -> tuple[str, list[tuple[Any, ...]]] | Non
         rows = [(op.params[ani], op.params[at]) for op in ops if op.params[ani]]
         return (LINK_NEXT_CALL, rows) if rows else None
     if kind == _FINISH:
-        return RELINK_FINISHED, [(op.uniqueid,) for op in ops]
+        # Only an answered call is some earlier call's next answered call: a call that ends
+        # any other way leaves every link as it was (its own was set when it started).
+        answered: list[tuple[Any, ...]] = [
+            (op.uniqueid,) for op in ops if op.params[_DISPOSITION] == ANSWERED
+        ]
+        return (RELINK_FINISHED, answered) if answered else None
     return None
 
 
