@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 
@@ -23,6 +24,22 @@ class _Stderr:
         sys.stderr.flush()
 
 
+def _fallback(obj: Any) -> Any:
+    """A value JSON cannot hold, as structlog's renderer shows it: ``__structlog__()`` or repr."""
+    method = getattr(obj, "__structlog__", None)
+    return method() if callable(method) else repr(obj)
+
+
+#: One encoder for every line (``json.dumps`` with options builds one per call); log lines are
+#: plain data, so the cycle check is skipped.
+_encode_line = json.JSONEncoder(check_circular=False, default=_fallback).encode
+
+
+def _dumps(obj: Any, **_: Any) -> str:
+    """structlog's serializer: the shared encoder (the renderer's own options are its own)."""
+    return _encode_line(obj)
+
+
 def configure(fmt: LogFormat = "console", level: str = "info", *, cache: bool = False) -> None:
     """Configure structlog once for the process.
 
@@ -30,7 +47,7 @@ def configure(fmt: LogFormat = "console", level: str = "info", *, cache: bool = 
     long-running process: ``callflow serve``); tests leave it off so they can capture logs.
     """
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_dumps)
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )

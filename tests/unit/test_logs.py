@@ -1,0 +1,54 @@
+"""JSON log lines: one object per line, every value rendered (structlog's fallbacks kept)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from callflow import logs
+
+
+@pytest.fixture
+def json_logs() -> Iterator[None]:
+    """JSON logging as the daemon configures it, restored to the test default afterwards."""
+    saved = structlog.get_config()
+    logs.configure("json", "info")
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)
+
+
+class _Agent:
+    def __structlog__(self) -> dict[str, str]:
+        return {"name": "alice"}
+
+
+class _Opaque:
+    def __repr__(self) -> str:
+        return "<opaque>"
+
+
+def test_json_lines_render_every_value(json_logs: None, capsys: pytest.CaptureFixture[str]) -> None:
+    log = structlog.get_logger("test")
+    structlog.contextvars.bind_contextvars(uniqueid="1700000000.1")
+    try:
+        log.info("call.end", ring=0.25, repeat=False, rule=None, city="Montréal",
+                 agent=_Agent(), other=_Opaque(), legs=[("t0", "ANSWER")])  # fmt: skip
+        log.debug("hidden")
+    finally:
+        structlog.contextvars.clear_contextvars()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1  # one line per event, debug filtered out
+    line = json.loads(lines[0])
+    assert line["event"] == "call.end" and line["level"] == "info"
+    assert line["uniqueid"] == "1700000000.1"
+    assert line["timestamp"].endswith("Z")
+    assert (line["ring"], line["repeat"], line["rule"]) == (0.25, False, None)
+    assert line["city"] == "Montréal" and "\\u00e9" in lines[0]  # ASCII-only output
+    assert line["agent"] == {"name": "alice"}  # __structlog__, as structlog renders it
+    assert line["other"] == "<opaque>"  # anything else: its repr
+    assert line["legs"] == [["t0", "ANSWER"]]
