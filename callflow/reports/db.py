@@ -105,6 +105,7 @@ class ReportDb:
         """Wrap an opened connection (use ``open``)."""
         self.conn = conn
         self.path = path
+        self.version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         self._indexes: frozenset[str] | None = None
         self._columns: dict[str, frozenset[str]] = {}
 

@@ -17,7 +17,26 @@ StrPath = str | os.PathLike[str]
 
 
 async def open_writer(path: StrPath) -> aiosqlite.Connection:
-    """Open (creating if needed) a CDR database read-write: pragmas, WAL, migrations applied."""
+    """Open (creating if needed) a CDR database read-write: pragmas, WAL, migrations applied.
+
+    A connection that migrated the database is replaced by a fresh one: a connection keeps the
+    schema it parsed, and schema 8 rewrites a table's CHECK in place.
+    """
+    conn = await _connect_writer(path)
+    try:
+        version, _ = await read_version(conn)
+        await migrate(conn)
+    except BaseException:
+        await conn.close()
+        raise
+    if version == SCHEMA_VERSION:
+        return conn
+    await conn.close()
+    return await _connect_writer(path)
+
+
+async def _connect_writer(path: StrPath) -> aiosqlite.Connection:
+    """Connect read-write with the writer's pragmas in WAL mode, refusing an unknown schema."""
     conn = await aiosqlite.connect(os.fspath(path), isolation_level=None)
     try:
         for pragma in PRAGMAS:
@@ -27,7 +46,6 @@ async def open_writer(path: StrPath) -> aiosqlite.Connection:
             mode = await cur.fetchone()
         if mode is None or str(mode[0]).lower() != "wal":
             raise SchemaError(f"{path}: could not switch to WAL mode (got {mode!r})")
-        await migrate(conn)
     except BaseException:
         await conn.close()
         raise

@@ -304,8 +304,41 @@ _V7 = Migration(
     ),
 )
 
+#: Schema 8 states these two conditions as ``=`` terms joined by OR instead of ``IN`` lists.
+#: SQLite evaluates ``x IN (three or more constants)`` by building a temporary b-tree of the
+#: constants, again for every row a statement writes: the CHECK on ``status`` for every INSERT
+#: and UPDATE of a call, the ``calls_missed`` condition twice per UPDATE. That was about a fifth
+#: of the CPU the CDR writer spends per call.
+_STATUS_CHECK_IN: Final = "CHECK (status IN ('in_progress', 'completed', 'unknown'))"
+_STATUS_CHECK_OR: Final = (
+    "CHECK (status = 'in_progress' OR status = 'completed' OR status = 'unknown')"
+)
+
+_V8 = Migration(
+    8,
+    "cheaper CDR writes: no IN lists in the status check and the missed-calls index",
+    (
+        # The check is rewritten in place, as SQLite documents for changing constraints that
+        # leave the stored rows as they are (lang_altertable.html, "other kinds of table schema
+        # changes"): both forms accept the same values. The schema cookie is bumped by the
+        # DROP INDEX below, in the same transaction, so every connection reads the new schema.
+        "PRAGMA writable_schema = ON",
+        "UPDATE sqlite_schema SET sql = replace(sql, {}, {}) "
+        "WHERE type = 'table' AND name = 'calls'".format(
+            *("'" + text.replace("'", "''") + "'" for text in (_STATUS_CHECK_IN, _STATUS_CHECK_OR))
+        ),
+        "PRAGMA writable_schema = OFF",
+        "DROP INDEX calls_missed",
+        # The missed report's queries state the same condition, term for term, to use it.
+        "CREATE INDEX calls_missed ON calls (disposition, started_at, next_answered_at, "
+        "campaign, source, state, final_target) "
+        "WHERE disposition = 'busy' OR disposition = 'no-answer' OR disposition = 'failed' "
+        "OR disposition = 'rejected' OR disposition = 'abandoned'",
+    ),
+)
+
 #: Every step, in order; ``MIGRATIONS[i].version == i + 1``.
-MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 #: The schema version this code reads and writes.
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

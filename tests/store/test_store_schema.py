@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -9,6 +11,8 @@ import aiosqlite
 import pytest
 from cdr_samples import OpenStore, make_start
 
+from callflow.reports.db import Filters, ReportDb
+from callflow.reports.missed import missed
 from callflow.store import (
     SCHEMA_VERSION,
     CdrReader,
@@ -21,6 +25,9 @@ from callflow.store.schema import (
     APPLICATION_ID,
     ATTEMPT_COLUMNS,
     CALL_COLUMNS,
+    FINISH_CALL,
+    INSERT_ATTEMPT,
+    INSERT_CALL,
     LAST_SEEN,
     LINK_COLUMNS,
 )
@@ -152,3 +159,60 @@ async def test_hot_queries_use_their_index(
         plan = " | ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + sql, params))
     assert index in plan
     assert "TEMP B-TREE" not in plan
+
+
+async def _ephemeral(conn: aiosqlite.Connection, sql: str) -> int:
+    """How many temporary b-trees one execution of ``sql`` builds (OpenEphemeral opcodes)."""
+    numbered = [int(n) for n in re.findall(r"\?(\d+)", sql)]
+    count = max(numbered) if numbered else sql.count("?")
+    rows = await conn.execute_fetchall("EXPLAIN " + sql, [None] * count)
+    return sum(row[1] == "OpenEphemeral" for row in rows)
+
+
+async def test_call_writes_build_no_temporary_btrees(open_store: OpenStore) -> None:
+    # An IN list of constants in a CHECK or a partial index's condition makes SQLite build a
+    # b-tree of the constants for every row written (schema 7 had two such lists).
+    store = await open_store()  # the writer's connection, as migrated (and then reopened)
+    for sql in (INSERT_CALL, INSERT_ATTEMPT, FINISH_CALL):
+        assert await _ephemeral(store._conn, sql) == 0, sql
+
+
+async def _v7_with_calls(path: Path) -> None:
+    """A schema-7 database holding calls of every disposition (as callflow 7 wrote them)."""
+    async with aiosqlite.connect(path) as conn:
+        await migrate(conn, MIGRATIONS[:7])
+    with sqlite3.connect(path) as db:
+        for i, disposition in enumerate(
+            ["answered", "busy", "no-answer", "failed", "rejected", "abandoned", "voicemail"] * 3
+        ):
+            db.execute(
+                "INSERT INTO calls (uniqueid, linkedid, channel, started_at, ani_raw, ani_e164, "
+                "ani_valid, ani_anonymous, dnis, number_known, repeat_caller, node, status, "
+                "updated_at, disposition) "
+                "VALUES (?, ?, 'c', ?, 'x', ?, 1, 0, 'd', 1, 0, 'n', 'completed', 0, ?)",
+                (f"u{i}", f"u{i}", 1_700_000_000.0 + i, f"+1212555000{i % 4}", disposition),
+            )
+
+
+async def test_migration_8_keeps_calls_checks_and_the_missed_report(tmp_path: Path) -> None:
+    old, new = tmp_path / "v7.sqlite3", tmp_path / "v8.sqlite3"
+    await _v7_with_calls(old)
+    shutil.copy(old, new)
+    store = await CdrStore.open(new)
+    await store.close()
+    with _plain(new) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT count(*) FROM calls").fetchone()[0] == 21
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint failed"):
+            db.execute("UPDATE calls SET status = 'bogus' WHERE uniqueid = 'u0'")
+        indexed = db.execute(
+            "SELECT count(*) FROM calls INDEXED BY calls_missed WHERE disposition = 'busy'"
+        ).fetchone()[0]
+        assert indexed == 3  # the partial index holds the missed calls
+    everything = Filters(None, None)
+    with ReportDb.open(old) as before, ReportDb.open(new) as after:
+        assert (before.version, after.version) == (7, SCHEMA_VERSION)
+        assert missed(before, everything) == missed(after, everything)
+        listed, totals = missed(after, everything)
+    assert len(listed) == 15 and sum(n for n, _ in totals.by_disposition.values()) == 15
