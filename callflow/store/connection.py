@@ -9,7 +9,13 @@ from pathlib import Path
 import aiosqlite
 
 from callflow.store.errors import SchemaError
-from callflow.store.migrations import SCHEMA_VERSION, check_version, migrate, read_version
+from callflow.store.migrations import (
+    SCHEMA_VERSION,
+    check_version,
+    migrate,
+    read_version,
+    rewrite_status_check,
+)
 from callflow.store.schema import BUSY_TIMEOUT_MS, PRAGMAS
 
 __all__ = ["open_reader", "open_writer"]
@@ -33,17 +39,18 @@ sqlite3.register_adapter(bool, int)
 async def open_writer(path: StrPath) -> aiosqlite.Connection:
     """Open (creating if needed) a CDR database read-write: pragmas, WAL, migrations applied.
 
-    A connection that migrated the database is replaced by a fresh one: a connection keeps the
-    schema it parsed, and schema 8 rewrites a table's CHECK in place.
+    A connection that changed the schema is replaced by a fresh one: a connection keeps the
+    schema it parsed (the status CHECK is rewritten in place, see ``rewrite_status_check``).
     """
     conn = await _connect_writer(path)
     try:
         version, _ = await read_version(conn)
         await migrate(conn)
+        rewritten = await rewrite_status_check(conn)
     except BaseException:
         await conn.close()
         raise
-    if version == SCHEMA_VERSION:
+    if version == SCHEMA_VERSION and not rewritten:
         return conn
     await conn.close()
     return await _connect_writer(path)

@@ -5,6 +5,7 @@ Each step is frozen history: never edit a released step, append a new one instea
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from typing import Final
 
@@ -22,6 +23,7 @@ __all__ = [
     "check_version",
     "migrate",
     "read_version",
+    "rewrite_status_check",
 ]
 
 log = structlog.get_logger(__name__)
@@ -304,32 +306,15 @@ _V7 = Migration(
     ),
 )
 
-#: Schema 8 states these two conditions as ``=`` terms joined by OR instead of ``IN`` lists.
-#: SQLite evaluates ``x IN (three or more constants)`` by building a temporary b-tree of the
-#: constants, again for every row a statement writes: the CHECK on ``status`` for every INSERT
-#: and UPDATE of a call, the ``calls_missed`` condition twice per UPDATE. That was about a fifth
-#: of the CPU the CDR writer spends per call.
-_STATUS_CHECK_IN: Final = "CHECK (status IN ('in_progress', 'completed', 'unknown'))"
-_STATUS_CHECK_OR: Final = (
-    "CHECK (status = 'in_progress' OR status = 'completed' OR status = 'unknown')"
-)
-
 _V8 = Migration(
     8,
-    "cheaper CDR writes: no IN lists in the status check and the missed-calls index",
+    "the missed-calls index without an IN list (cheaper CDR writes)",
     (
-        # The check is rewritten in place, as SQLite documents for changing constraints that
-        # leave the stored rows as they are (lang_altertable.html, "other kinds of table schema
-        # changes"): both forms accept the same values. The schema cookie is bumped by the
-        # DROP INDEX below, in the same transaction, so every connection reads the new schema.
-        "PRAGMA writable_schema = ON",
-        "UPDATE sqlite_schema SET sql = replace(sql, {}, {}) "
-        "WHERE type = 'table' AND name = 'calls'".format(
-            *("'" + text.replace("'", "''") + "'" for text in (_STATUS_CHECK_IN, _STATUS_CHECK_OR))
-        ),
-        "PRAGMA writable_schema = OFF",
+        # SQLite evaluates `x IN (three or more constants)` by building a temporary b-tree of the
+        # constants, again for every row a statement writes: this condition was evaluated once
+        # per INSERT and twice per UPDATE of a call. The same condition as `=` terms joined by
+        # OR costs a few comparisons. The missed report's totals query repeats it term for term.
         "DROP INDEX calls_missed",
-        # The missed report's queries state the same condition, term for term, to use it.
         "CREATE INDEX calls_missed ON calls (disposition, started_at, next_answered_at, "
         "campaign, source, state, final_target) "
         "WHERE disposition = 'busy' OR disposition = 'no-answer' OR disposition = 'failed' "
@@ -391,3 +376,45 @@ async def migrate(
             await conn.execute("ROLLBACK")
         raise
     return target
+
+
+#: The calls table's CHECK on ``status`` as schema 1 wrote it, and the same check without the IN
+#: list (a temporary b-tree of the constants for every INSERT and UPDATE of a call).
+_STATUS_CHECK_IN: Final = "CHECK (status IN ('in_progress', 'completed', 'unknown'))"
+_STATUS_CHECK_OR: Final = (
+    "CHECK (status = 'in_progress' OR status = 'completed' OR status = 'unknown')"
+)
+
+
+async def rewrite_status_check(conn: aiosqlite.Connection) -> bool:
+    """Give the status CHECK its OR form in place; False if it has it or SQLite refuses.
+
+    Both forms accept the same values, so no stored row changes: this is SQLite's documented
+    procedure for such a change (``writable_schema``, then a new schema cookie, in one
+    transaction). An SQLite that refuses it (a "defensive" build) keeps the IN list, which
+    costs only speed: the refusal is logged and the database is used as it is.
+    """
+    rows = list(await conn.execute_fetchall(_CALLS_SQL))
+    if not rows or _STATUS_CHECK_IN not in str(rows[0][0]):
+        return False
+    try:
+        await conn.execute("BEGIN IMMEDIATE")
+        cookie = next(iter(await conn.execute_fetchall("PRAGMA schema_version")))[0]
+        await conn.execute("PRAGMA writable_schema = ON")
+        await conn.execute(_REWRITE_CHECK, (_STATUS_CHECK_IN, _STATUS_CHECK_OR))
+        await conn.execute(f"PRAGMA schema_version = {int(cookie) + 1}")
+        await conn.execute("PRAGMA writable_schema = OFF")
+        await conn.execute("COMMIT")
+    except sqlite3.DatabaseError as exc:
+        if conn.in_transaction:
+            await conn.execute("ROLLBACK")
+        await conn.execute("PRAGMA writable_schema = OFF")
+        log.warning("cdr_status_check_kept", error=str(exc))
+        return False
+    return True
+
+
+_CALLS_SQL: Final = "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'calls'"
+_REWRITE_CHECK: Final = (
+    "UPDATE sqlite_master SET sql = replace(sql, ?, ?) WHERE type = 'table' AND name = 'calls'"
+)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import aiosqlite
 import pytest
+import structlog
 from cdr_samples import OpenStore, make_start
 
 from callflow.reports.db import Filters, ReportDb
@@ -20,7 +21,7 @@ from callflow.store import (
     SchemaError,
     SchemaTooNew,
 )
-from callflow.store.migrations import MIGRATIONS, Migration, migrate
+from callflow.store.migrations import MIGRATIONS, Migration, migrate, rewrite_status_check
 from callflow.store.schema import (
     APPLICATION_ID,
     ATTEMPT_COLUMNS,
@@ -216,3 +217,32 @@ async def test_migration_8_keeps_calls_checks_and_the_missed_report(tmp_path: Pa
         assert missed(before, everything) == missed(after, everything)
         listed, totals = missed(after, everything)
     assert len(listed) == 15 and sum(n for n, _ in totals.by_disposition.values()) == 15
+
+
+def _calls_sql(path: Path) -> str:
+    """The calls table's CREATE statement as stored."""
+    with _plain(path) as db:
+        return str(db.execute("SELECT sql FROM sqlite_master WHERE name = 'calls'").fetchone()[0])
+
+
+async def test_status_check_rewrite_is_skipped_when_sqlite_refuses(tmp_path: Path) -> None:
+    path = tmp_path / "v7.sqlite3"
+    await _v7_with_calls(path)
+    async with aiosqlite.connect(path, isolation_level=None) as conn:
+        await migrate(conn)
+        await conn.execute("PRAGMA query_only = ON")  # any refusal to write the schema
+        with structlog.testing.capture_logs() as logs:
+            assert await rewrite_status_check(conn) is False
+        assert not conn.in_transaction
+    assert [e["event"] for e in logs] == ["cdr_status_check_kept"]
+    assert "status IN (" in _calls_sql(path)  # kept, and the database is used as it is
+    store = await CdrStore.open(path)  # a writer that may rewrite it does so, once
+    try:
+        assert "status IN (" not in _calls_sql(path)
+        assert await _ephemeral(store._conn, FINISH_CALL) == 0
+        store.start_call(make_start(1))
+        await store.flush()
+    finally:
+        await store.close()
+    async with aiosqlite.connect(path, isolation_level=None) as conn:
+        assert await rewrite_status_check(conn) is False  # nothing left to rewrite
