@@ -24,6 +24,11 @@ _IN: Final = ", ".join(f"'{d}'" for d in NOT_SERVED)
 _OR: Final = "(" + " OR ".join(f"m.disposition = '{d}'" for d in NOT_SERVED) + ")"
 
 
+def _as_indexed(db: ReportDb) -> str:
+    """The missed-call condition on ``m`` exactly as this database's ``calls_missed`` has it."""
+    return _OR if db.version >= 8 else f"m.disposition IN ({_IN})"
+
+
 @dataclass(frozen=True)
 class MissedCall:
     """One missed or abandoned call; ``reached_at`` is when the caller was next answered."""
@@ -79,8 +84,7 @@ def missed(
         rows = db.all(
             f"SELECT m.disposition, count(*), count({reached}) "
             f"FROM calls AS m {db.index('calls_missed')} "
-            f"WHERE {_OR if db.version >= 8 else f'm.disposition IN ({_IN})'} AND {where} "
-            "GROUP BY m.disposition",
+            f"WHERE {_as_indexed(db)} AND {where} GROUP BY m.disposition",
             [within, *params],
         )
         found = {d: (int(n), int(r)) for d, n, r in rows}
