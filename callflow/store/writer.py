@@ -45,7 +45,7 @@ from typing import Any, Final, Self, TypeVar
 import aiosqlite
 import structlog
 
-from callflow.store.connection import StrPath, open_reader, open_writer
+from callflow.store.connection import StrPath, in_thread, open_reader, open_writer
 from callflow.store.errors import RowRejected, StoreClosed, StoreError, UnknownCall
 from callflow.store.records import ANSWERED, AttemptHistory, CallEnd, CallStart, DialAttempt
 from callflow.store.schema import (
@@ -139,6 +139,10 @@ class _CountMismatch(Exception):
     """An UPDATE batch touched fewer rows than it had (some call was not in progress)."""
 
 
+class _Split(Exception):
+    """A batch's transaction failed on some row and was rolled back: write it row by row."""
+
+
 def _links(kind: int, ops: list[_Op]) -> tuple[str, list[tuple[Any, ...]]] | None:
     """The statement keeping the caller links exact after these writes (migration 7), if any."""
     if kind == _START:
@@ -153,6 +157,37 @@ def _links(kind: int, ops: list[_Op]) -> tuple[str, list[tuple[Any, ...]]] | Non
         ]
         return (RELINK_FINISHED, answered) if answered else None
     return None
+
+
+#: One statement of a batch: SQL, its rows, and how many rows it must change (None: unchecked).
+_Step = tuple[str, list[tuple[Any, ...]], int | None]
+
+
+def _commit(db: sqlite3.Connection, steps: list[_Step]) -> None:
+    """Run a batch's statements in one transaction (on the writer connection's thread).
+
+    A failure to begin (a lock held elsewhere, I/O) is raised as it is: the batch is retried.
+    A failure inside the transaction is rolled back and raised as ``_Split``.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for sql, rows, changes in steps:
+            cur = db.executemany(sql, rows)
+            if changes is not None and cur.rowcount != changes:
+                raise _CountMismatch(f"{cur.rowcount} of {changes} calls finished")
+        db.execute("COMMIT")
+    except (sqlite3.Error, _CountMismatch) as exc:
+        _abort(db)
+        raise _Split(exc) from exc
+    except BaseException:
+        _abort(db)
+        raise
+
+
+def _abort(db: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if SQLite has not already."""
+    if db.in_transaction:
+        db.execute("ROLLBACK")
 
 
 def _resolve(future: asyncio.Future[None] | None) -> None:
@@ -600,25 +635,19 @@ class CdrStore:
         groups: tuple[list[_Op], ...] = tuple([] for _ in _SQL)
         for op in batch:
             groups[op.kind].append(op)
-        conn = self._conn
-        await conn.execute("BEGIN IMMEDIATE")
+        steps: list[_Step] = []
+        for kind, ops in enumerate(groups):
+            if ops:
+                finished = len(ops) if kind == _FINISH else None
+                steps.append((_SQL[kind], [op.params for op in ops], finished))
+                if links := _links(kind, ops):
+                    steps.append((*links, None))
         try:
-            for kind, ops in enumerate(groups):
-                if ops:
-                    cur = await conn.executemany(_SQL[kind], [op.params for op in ops])
-                    if kind == _FINISH and cur.rowcount != len(ops):
-                        raise _CountMismatch(f"{cur.rowcount} of {len(ops)} calls finished")
-                    if links := _links(kind, ops):
-                        await conn.executemany(*links)
-            await conn.execute("COMMIT")
-        except (sqlite3.Error, _CountMismatch) as exc:
-            await self._rollback()
-            log.warning("cdr_batch_split", rows=len(batch), error=repr(exc))
+            await in_thread(self._conn, _commit, steps)
+        except _Split as exc:
+            log.warning("cdr_batch_split", rows=len(batch), error=repr(exc.__cause__))
             await self._write_rows([op for ops in groups for op in ops])
             return
-        except BaseException:
-            await self._rollback()
-            raise
         self.commits += 1
 
     async def _write_rows(self, ops: list[_Op]) -> None:

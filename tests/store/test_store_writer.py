@@ -174,6 +174,31 @@ async def test_concurrent_finishes_share_commits(open_store: OpenStore) -> None:
     assert store.commits - before <= 2
 
 
+async def test_a_batch_is_one_trip_to_the_writer_thread(
+    open_store: OpenStore, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each trip wakes the writer's thread and then the loop: two context switches on one core.
+    store = await open_store(batch_interval=0.05)
+    trips: list[object] = []
+    real = store._conn._execute
+
+    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        trips.append(fn)
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(store._conn, "_execute", counted)
+    calls = [make_start(i) for i in range(1, 21)]
+    for call in calls:
+        store.start_call(call)
+        store.add_attempt(make_attempt(call))
+    await store.flush()
+    assert len(trips) == 1
+    await asyncio.gather(*(store.finish_call(make_end(c)) for c in calls))
+    assert len(trips) == 2 and store.commits == 2
+    assert _rows(db_path, "SELECT status, count(*) FROM calls GROUP BY 1") == [("completed", 20)]
+    assert _rows(db_path, "SELECT count(*) FROM attempts") == [(20,)]
+
+
 async def test_a_batch_resumes_its_callers_a_few_per_loop_turn(open_store: OpenStore) -> None:
     # All of a batch's callers resumed in one turn would hold every new call's I/O behind them.
     store = await open_store(batch_interval=0.05)
@@ -375,6 +400,7 @@ async def test_a_long_lock_by_another_writer_loses_nothing(
     holder.close()
     events = [e["event"] for e in logs]
     assert events.count("cdr_batch_retry_later") >= 3 and "cdr_batch_lost" not in events
+    assert "cdr_batch_split" not in events  # a lock is no bad row: the batch is retried whole
     assert _rows(db_path, "SELECT status FROM calls") == [("completed",)]
 
 
