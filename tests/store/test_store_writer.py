@@ -187,16 +187,21 @@ async def test_a_batch_is_one_trip_to_the_writer_thread(
         return await real(fn, *args, **kwargs)
 
     monkeypatch.setattr(store._conn, "_execute", counted)
-    calls = [make_start(i) for i in range(1, 21)]
+    # More rows than the writer writes between yields of its core: several slices per statement.
+    calls = [make_start(i) for i in range(1, 2 * writer_module._YIELD_EVERY + 2)]
     for call in calls:
         store.start_call(call)
         store.add_attempt(make_attempt(call))
     await store.flush()
     assert len(trips) == 1
-    await asyncio.gather(*(store.finish_call(make_end(c)) for c in calls))
+    with structlog.testing.capture_logs() as logs:
+        await asyncio.gather(*(store.finish_call(make_end(c)) for c in calls))
     assert len(trips) == 2 and store.commits == 2
-    assert _rows(db_path, "SELECT status, count(*) FROM calls GROUP BY 1") == [("completed", 20)]
-    assert _rows(db_path, "SELECT count(*) FROM attempts") == [(20,)]
+    assert not logs  # every slice's finished calls counted: no split, nothing refused
+    assert _rows(db_path, "SELECT status, count(*) FROM calls GROUP BY 1") == [
+        ("completed", len(calls))
+    ]
+    assert _rows(db_path, "SELECT count(*) FROM attempts") == [(len(calls),)]
 
 
 async def test_a_batch_resumes_its_callers_a_few_per_loop_turn(open_store: OpenStore) -> None:
