@@ -3,9 +3,10 @@
 The call flow never waits for SQL on its hot path: ``start_call`` and ``add_attempt`` only queue
 a row. A writer task drains the queue every ``batch_interval`` seconds (at once when
 ``max_batch`` rows are waiting, on ``flush`` and on ``close``) and commits each batch in one
-``BEGIN IMMEDIATE`` transaction. ``finish_call`` queues its UPDATE and returns once the batch
-holding it has been committed, so many calls ending together share one commit. They resume a
-few per loop turn, so new calls' I/O is never held behind a whole batch of endings.
+``BEGIN IMMEDIATE`` transaction, in one trip to the connection's thread. ``finish_call`` queues
+its UPDATE and returns once the batch holding it has been committed, so many calls ending
+together share one commit. They resume a few per loop turn, so new calls' I/O is never held
+behind a whole batch of endings.
 
 Durability (WAL journal, ``synchronous=NORMAL``):
 
