@@ -189,7 +189,7 @@ def _step(
     machine, span = busy_seconds() - m0, time.perf_counter() - t0
     outcome, achieved = _count(daemon.log.parent / _db_name(daemon), since)
     answered = outcome.get("answered", 0)
-    asterisk, dmn = a1 - a0, d1 - d0
+    asterisk, dmn = a1 - a0, d1.since(d0)
     carrier = (u1.ru_utime + u1.ru_stime) - (u0.ru_utime + u0.ru_stime)
     return {
         "rate": rate,

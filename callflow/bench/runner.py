@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from callflow.bench.procstat import cpu_seconds, rss_bytes
+from callflow.bench.procstat import CpuReading, cpu_reading, rss_bytes
 
 __all__ = [
     "Server", "hold", "measure", "pinned", "run_json", "run_load", "settle", "start_server",
@@ -63,9 +63,9 @@ class Server:
         """The server's process id (taskset execs into it)."""
         return self.proc.pid
 
-    def cpu(self) -> float:
-        """CPU seconds the server has used so far."""
-        return cpu_seconds(self.pid)
+    def cpu(self) -> CpuReading:
+        """The server's CPU time so far (``later.since(earlier)`` is the seconds between)."""
+        return cpu_reading(self.pid)
 
     def rss(self) -> int:
         """The server's resident memory in bytes."""
@@ -160,7 +160,7 @@ def settle(
     while time.monotonic() - start < limit:
         before = server.cpu()
         time.sleep(window)
-        if server.cpu() - before < quiet * window:
+        if server.cpu().since(before) < quiet * window:
             break
     return max(0.0, time.monotonic() - start - window)
 
@@ -171,7 +171,7 @@ def measure(server: Server, **options: Any) -> dict[str, Any]:
     cpu0 = server.cpu()
     result = run_load(server.port, **options)
     drain = settle(server)
-    cpu = server.cpu() - cpu0
+    cpu = server.cpu().since(cpu0)
     completed = max(1, int(result["completed"]))
     result["server"] = server.kind
     result["server_cpu_s"] = cpu
