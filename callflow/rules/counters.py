@@ -78,6 +78,10 @@ class _Tally:
                 self.counts[(metric, period)] = (key, slot[1] + 1)
 
 
+#: The usage of a target or group with none recorded yet: read by ``_refusal``, never written.
+_UNUSED = _Tally()
+
+
 def _refusal(limits: Limits, tally: _Tally, now: float, check_hours: bool) -> str | None:
     """Return why a target or group cannot take a call now, or None."""
     if check_hours and limits.schedule is not None:
@@ -147,7 +151,7 @@ class Counters:
     def target_refusal(self, target: Target, now: float, *, check_hours: bool = True) -> str | None:
         """Return why a target cannot take a call now (closed, capped, busy, too soon), or None."""
         return _refusal(
-            self._limits_of(target), self._targets.get(target.name) or _Tally(), now, check_hours
+            self._limits_of(target), self._targets.get(target.name) or _UNUSED, now, check_hours
         )
 
     def group_refusal(self, group: str, now: float) -> str | None:
@@ -155,7 +159,7 @@ class Counters:
         limits = self._group_limits.get(group)
         if limits is None:
             return None
-        refusal = _refusal(limits, self._groups.get(group) or _Tally(), now, False)
+        refusal = _refusal(limits, self._groups.get(group) or _UNUSED, now, False)
         return None if refusal is None else f"group {group}: {refusal}"
 
     # --- the call's lifecycle ---

@@ -36,6 +36,8 @@ from callflow.rules.trace import TraceBuilder
 __all__ = ["Engine", "explain"]
 
 _MAX_DEPTH = 8  # nested fallbacks and IVR branches followed in one decision
+_FAILOVER_DEFAULT = frozenset(FAILOVER_CAUSES)
+_STEP_LABELS = tuple(f"step {i}" for i in range(64))  # the trace's "step N", built once
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,7 @@ class _Group:
     strategy: str
     sticky_days: int | None
     members: tuple[Member, ...]
+    heading: str  # the trace's note naming the group and its strategy
 
 
 def _compile_group(group: Group, config: Config) -> _Group:
@@ -67,7 +70,8 @@ def _compile_group(group: Group, config: Config) -> _Group:
         weight = member.weight if member.weight is not None else target.weight
         members.append(Member(target, priority, weight, i))
     sticky = group.sticky.days if group.sticky is not None else None
-    return _Group(group.name, group.strategy, sticky, tuple(members))
+    heading = f"group {group.name}: {group.strategy}" + (f", sticky {sticky} d" if sticky else "")
+    return _Group(group.name, group.strategy, sticky, tuple(members), heading)
 
 
 class Engine:
@@ -206,8 +210,7 @@ class Engine:
     ) -> Route:
         """Plan a route: eligible targets in the strategy's order; the rest skipped with why."""
         group = self._groups[group_name]
-        sticky = f", sticky {group.sticky_days} d" if group.sticky_days else ""
-        trace.note(f"group {group.name}: {group.strategy}{sticky}")
+        trace.note(group.heading)
         eligible: list[Member] = []
         skipped: list[tuple[Member, str]] = []
         refused = counters.group_refusal(group.name, ctx.now)
@@ -223,9 +226,10 @@ class Engine:
         steps = STRATEGY_ORDER[group.strategy](eligible, situation) if eligible else []
         steps, first = self._sticky(group, steps, ctx, trace)
         for i, step in enumerate(steps, 1):
+            label = _STEP_LABELS[i] if i < len(_STEP_LABELS) else f"step {i}"
             for member in step:
-                label = " (sticky)" if member is first else ""
-                trace.target(group.name, member.target.name, True, f"step {i}{label}")
+                reason = label + " (sticky)" if member is first else label
+                trace.target(group.name, member.target.name, True, reason)
         for member, reason in skipped:
             trace.target(group.name, member.target.name, False, reason)
         fallback_action = None
@@ -235,9 +239,9 @@ class Engine:
         return Route(
             rule=rule,
             group=group.name,
-            plan=tuple(tuple(m.target for m in step) for step in steps),
+            plan=tuple([tuple([m.target for m in step]) for step in steps]),
             max_attempts=max_attempts or len(group.members),
-            failover_on=frozenset(failover_on or FAILOVER_CAUSES),
+            failover_on=frozenset(failover_on) if failover_on else _FAILOVER_DEFAULT,
             fallback=fallback_action,
         )
 

@@ -8,6 +8,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import groupby
+from operator import attrgetter
 
 from callflow.config import Target
 from callflow.rules.counters import Counters, Usage
@@ -56,12 +57,21 @@ def rendezvous_score(caller: str, member: Member) -> float:
     return -member.weight / math.log(unit)
 
 
+_rank = attrgetter("priority", "position")
+_priority_of = attrgetter("priority")
+
+
 def _priority(members: list[Member], s: Situation) -> list[list[Member]]:
     """Lowest priority first; equal priorities split by weight."""
     ordered: list[Member] = []
-    by_priority = sorted(members, key=lambda m: (m.priority, m.position))
-    for _, same in groupby(by_priority, key=lambda m: m.priority):
-        ordered.extend(weighted_shuffle(list(same), s.rng))
+    rng = s.rng
+    for _, same in groupby(sorted(members, key=_rank), key=_priority_of):
+        tied = list(same)
+        if len(tied) == 1:
+            rng.random()  # the draw a shuffle of one makes: later ties see the same stream
+            ordered.append(tied[0])
+        else:
+            ordered.extend(weighted_shuffle(tied, rng))
     return [[m] for m in ordered]
 
 
