@@ -70,12 +70,16 @@ class _Tally:
 
     def add(self, metric: str, keys: Mapping[str, PeriodKey]) -> None:
         """Count one event in each period (an event of an older period than the latest is lost)."""
+        counts = self.counts
         for period, key in keys.items():
-            slot = self.counts.get((metric, period))
-            if slot is None or slot[0] < key:
-                self.counts[(metric, period)] = (key, 1)
-            elif slot[0] == key:
-                self.counts[(metric, period)] = (key, slot[1] + 1)
+            name = (metric, period)
+            slot = counts.get(name)
+            if slot is None:
+                counts[name] = (key, 1)
+            elif slot[0] is key or slot[0] == key:  # the usual case: the same period again
+                counts[name] = (key, slot[1] + 1)
+            elif slot[0] < key:
+                counts[name] = (key, 1)
 
 
 #: The usage of a target or group with none recorded yet: read by ``_refusal``, never written.
