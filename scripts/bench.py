@@ -207,6 +207,18 @@ def cdr(calls: int) -> dict[str, Any]:
     return run_json(pinned(0, [PY, "-m", "callflow.bench.cdr", "--calls", str(calls)]), 600)
 
 
+def inprocess(calls: int, repeat: int = 3) -> dict[str, Any]:
+    """The daemon's own Python per call, and our FastAGI layer's, in process (median of runs)."""
+    out: dict[str, Any] = {}
+    for name, extra in (("agi", ["--agi-only"]), ("daemon", [])):
+        log(f"in process: {name}, {calls} calls x {repeat}")
+        argv = pinned(0, [PY, "-m", "callflow.bench.inproc", "--calls", str(calls), *extra])
+        runs = sorted((run_json(argv, 600) for _ in range(repeat)),
+                      key=lambda r: r["cpu_us_per_call"])  # fmt: skip
+        out[name] = {**runs[len(runs) // 2], "turns": [r["cpu_us_per_call"] for r in runs]}
+    return out
+
+
 def reports(rows: int) -> str:
     """The report timings table from scripts/bench_reports.py, if it exists."""
     script = REPO / "scripts" / "bench_reports.py"
@@ -429,6 +441,23 @@ def render(res: dict[str, Any], command: str) -> tuple[str, list[tuple[str, bool
             f"{ms(d['decision']['p99_ms'])} | |",
             "",
         ]  # fmt: skip
+    inproc = res.get("inproc")
+    if inproc:
+        a, d = inproc["agi"], inproc["daemon"]
+        out += [
+            "## The daemon's own Python per call (in process, no sockets)", "",
+            "`callflow/bench/inproc.py` feeds calls straight into the server's protocol objects "
+            "and answers each command at once, as Asterisk does for a call its first target"
+            " answers: no kernel, no loopback, so the figure moves little with the host. Median of "
+            f"{len(d['turns'])} runs of {d['calls']:,} calls, pinned to core 0.", "",
+            "| server | CPU µs per call | loop's thread | other threads (CDR writer) |",
+            "| --- | --- | --- | --- |",
+            f"| our FastAGI server alone, the floor's two commands | {a['cpu_us_per_call']:.1f} | "
+            f"{a['main_us_per_call']:.1f} | {a['other_threads_us_per_call']:.1f} |",
+            f"| the daemon (rules, enrichment, CDR, logs) | {d['cpu_us_per_call']:.1f} | "
+            f"{d['main_us_per_call']:.1f} | {d['other_threads_us_per_call']:.1f} |",
+            "",
+        ]  # fmt: skip
     mem = res.get("memory")
     if mem:
         f, d = mem["floor"], mem["daemon"]
@@ -567,7 +596,7 @@ def main() -> int:
     p.add_argument("--out", default=str(REPO / "BENCHMARKS.md"))
     p.add_argument("--duration", type=float, default=4.0, help="seconds of load per run")
     p.add_argument("--quick", action="store_true", help="short runs, smaller sizes")
-    p.add_argument("--skip", default="", help="comma list: sbs,asyncio,memory,growth,cdr,"
+    p.add_argument("--skip", default="", help="comma list: sbs,asyncio,inproc,memory,growth,cdr,"
                    "reports,readers,pbx")  # fmt: skip
     p.add_argument("--repeat", type=int, default=3, help="runs per floor/daemon figure")
     p.add_argument("--hold", type=int, default=10_000, help="calls held for the memory figure")
@@ -591,6 +620,8 @@ def main() -> int:
             res["sbs_steal"] = _stolen(sbs_steal, sbs_started)
         if "asyncio" not in skip:
             res["asyncio"] = side_by_side(work, config, duration, False, args.repeat)
+        if "inproc" not in skip:
+            res["inproc"] = inprocess(2000 if args.quick else 20_000)
         if "memory" not in skip:
             res["memory"] = memory(work, config, 1000 if args.quick else args.hold)
         if "growth" not in skip:
