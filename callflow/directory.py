@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from callflow.config import to_e164
 
@@ -120,10 +121,15 @@ def load(db: Path) -> dict[str, Contact]:
     return {row[0]: Contact(*row) for row in rows}
 
 
+_UNKNOWN_CONTACT: Mapping[str, str | None] = MappingProxyType(
+    {"contact_name": None, "company": None, "account_id": None, "contact_tags": None}
+)
+
+
 def contact_fields(contact: Contact | None) -> Mapping[str, str | None]:
     """The CDR fields a contact fills (all None for an unknown caller)."""
     if contact is None:
-        return {"contact_name": None, "company": None, "account_id": None, "contact_tags": None}
+        return _UNKNOWN_CONTACT
     return {
         "contact_name": contact.name,
         "company": contact.company,

@@ -77,11 +77,17 @@ async def dial_step(
     session: AgiSession, ctx: DialContext, targets: Step, group: str, first_seq: int
 ) -> list[DialAttempt]:
     """Ring one step's targets together (one Dial) and read back how each leg went."""
-    timeout = max(t.ring_timeout or 0 for t in targets) or 20
-    accept = ctx.billing is not None and any(ctx.billing.needs_accept(t.name) for t in targets)
+    if len(targets) == 1:  # the usual step: one target
+        timeout = targets[0].ring_timeout or 20
+        names, destinations = targets[0].name, targets[0].dial_string
+    else:
+        timeout = max([t.ring_timeout or 0 for t in targets]) or 20
+        names = "&".join([t.name for t in targets])
+        destinations = "&".join([t.dial_string for t in targets])
+    billing = ctx.billing
+    accept = billing is not None and any([billing.needs_accept(t.name) for t in targets])
     gosub = contract.ACCEPT_GOSUB if accept else contract.ANSWER_GOSUB
     # Campaign and target names are validated ([A-Za-z0-9_.-]): safe as Gosub arguments.
-    names = "&".join(t.name for t in targets)
     dialing = f"{contract.DIALING_GOSUB}^s^1({ctx.campaign}^{names})"
     started = ctx.clock()
     live = ctx.live
@@ -99,10 +105,7 @@ async def dial_step(
 
         live.watch(ctx.uniqueid, answered)
     try:
-        await session.exec(
-            "Dial", "&".join(t.dial_string for t in targets), str(timeout),
-            f"U({gosub})B({dialing})",
-        )  # fmt: skip
+        await session.exec("Dial", destinations, str(timeout), f"U({gosub})B({dialing})")
     finally:
         if live is not None:
             live.unwatch(ctx.uniqueid)

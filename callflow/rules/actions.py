@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from callflow.config import REJECT_CAUSES, IvrMenu, Target
@@ -101,15 +102,21 @@ class Decision:
     trace: Trace
 
 
+@functools.lru_cache(maxsize=64)  # a handful of sets, one per route setting
+def _failover_text(failover_on: frozenset[str]) -> str:
+    """The conditions a route fails over on, as ``describe`` words them."""
+    return "/".join(sorted(failover_on)) or "never"
+
+
 def describe(action: Action | None) -> str:
     """Return one line saying what an action does."""
     if action is None:
         return "nothing"
     if isinstance(action, Route):
         steps = "; ".join(
-            f"{i} {' + '.join(t.name for t in step)}" for i, step in enumerate(action.plan, 1)
+            [f"{i} {' + '.join([t.name for t in step])}" for i, step in enumerate(action.plan, 1)]
         )
-        failover = "/".join(sorted(action.failover_on)) or "never"
+        failover = _failover_text(action.failover_on)
         text = (
             f"route to group {action.group}: {steps or 'no eligible target'} "
             f"(at most {action.max_attempts} attempts, next on {failover})"

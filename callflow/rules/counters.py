@@ -198,15 +198,22 @@ class Counters:
     ) -> None:
         """End a call taken by ``try_acquire``; count it answered and converted as it was."""
         now = self._clock() if now is None else now
-        owners = [(self._tally(self._targets, target.name), self._limits_of(target))]
+        self._end(self._tally(self._targets, target.name), self._limits_of(target), now,
+                  answered, talk_seconds)  # fmt: skip
         group_limits = self._group_limits.get(group) if group is not None else None
         if group is not None and group_limits is not None:
-            owners.append((self._tally(self._groups, group), group_limits))
-        for tally, limits in owners:
-            tally.live = max(0, tally.live - 1)
-            tally.last_end = now if tally.last_end is None else max(tally.last_end, now)
-            if answered:
-                self._count_answer(tally, limits, now - max(0.0, talk_seconds), talk_seconds)
+            self._end(self._tally(self._groups, group), group_limits, now, answered, talk_seconds)
+
+    @classmethod
+    def _end(
+        cls, tally: _Tally, limits: Limits, now: float, answered: bool, talk_seconds: float
+    ) -> None:
+        """Count a call's end: one live call less, and its answer and conversion."""
+        tally.live = tally.live - 1 if tally.live > 0 else 0
+        if tally.last_end is None or now > tally.last_end:
+            tally.last_end = now
+        if answered:
+            cls._count_answer(tally, limits, now - max(0.0, talk_seconds), talk_seconds)
 
     @staticmethod
     def _start(tally: _Tally, limits: Limits, now: float) -> None:
