@@ -207,14 +207,25 @@ def cdr(calls: int) -> dict[str, Any]:
     return run_json(pinned(0, [PY, "-m", "callflow.bench.cdr", "--calls", str(calls)]), 600)
 
 
-def inprocess(calls: int, repeat: int = 3) -> dict[str, Any]:
-    """The daemon's own Python per call, and our FastAGI layer's, in process (median of runs)."""
+def inprocess(work: Path, calls: int, repeat: int = 3) -> dict[str, Any]:
+    """The daemon's own Python per call, and our FastAGI layer's, in process (median of runs).
+
+    Its log lines go to a file, as the servers' do in the other steps: into a pipe, the daemon
+    would also pay for waiting on its reader.
+    """
     out: dict[str, Any] = {}
     for name, extra in (("agi", ["--agi-only"]), ("daemon", [])):
         log(f"in process: {name}, {calls} calls x {repeat}")
         argv = pinned(0, [PY, "-m", "callflow.bench.inproc", "--calls", str(calls), *extra])
-        runs = sorted((run_json(argv, 600) for _ in range(repeat)),
-                      key=lambda r: r["cpu_us_per_call"])  # fmt: skip
+        runs = []
+        for _ in range(repeat):
+            with (work / f"inproc-{name}.log").open("wb") as err:
+                proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=err, timeout=600,
+                                      check=False)  # fmt: skip
+            if proc.returncode != 0:
+                raise RuntimeError(f"inproc {name} failed ({proc.returncode})")
+            runs.append(json.loads(proc.stdout.decode().strip().splitlines()[-1]))
+        runs.sort(key=lambda r: r["cpu_us_per_call"])
         out[name] = {**runs[len(runs) // 2], "turns": [r["cpu_us_per_call"] for r in runs]}
     return out
 
@@ -621,7 +632,7 @@ def main() -> int:
         if "asyncio" not in skip:
             res["asyncio"] = side_by_side(work, config, duration, False, args.repeat)
         if "inproc" not in skip:
-            res["inproc"] = inprocess(2000 if args.quick else 20_000)
+            res["inproc"] = inprocess(work, 2000 if args.quick else 20_000)
         if "memory" not in skip:
             res["memory"] = memory(work, config, 1000 if args.quick else args.hold)
         if "growth" not in skip:
