@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import random
 import sqlite3
 import sys
 import tempfile
@@ -26,12 +25,10 @@ from typing import Any
 from callflow import logs
 from callflow.agi.server import AgiServer
 from callflow.agi.session import AgiConnection, AgiSession
-from callflow.bench.configs import tracking_number, write_config
-from callflow.bench.loadgen import build_header
+from callflow.bench.configs import write_config
+from callflow.bench.loadgen import LoadGen
 
 __all__ = ["FLOOR_CALL", "bench_inprocess", "reply_to"]
-
-_AREAS = (212, 312, 415, 617, 713, 305, 206, 303)  # the load generator's callers
 
 
 def reply_to(command: bytes, now: float) -> bytes:
@@ -105,15 +102,10 @@ async def _two_commands(session: AgiSession) -> None:
     await session.close()
 
 
-def _headers(count: int, seed: int = 1) -> list[bytes]:
-    """Headers of distinct calls: 10 tracking numbers, callers drawn as the load generator does."""
-    rng = random.Random(seed)
-    out = []
-    for seq in range(count):
-        n = rng.randrange(100_000)
-        ani = f"{_AREAS[n % 8]}{2_000_000 + (n // 8) % 7_000_000:07d}"
-        out.append(build_header(seq + 1, dnis=tracking_number(rng.randrange(10)), ani=ani))
-    return out
+def _headers(count: int) -> list[bytes]:
+    """The headers the load generator sends for ``count`` calls to 10 tracking numbers."""
+    generator = LoadGen(port=4573, numbers=10)
+    return [generator.header() for _ in range(count)]
 
 
 async def _drive(server: AgiServer, headers: list[bytes], concurrency: int) -> None:
