@@ -47,11 +47,13 @@ class _Transport:
         self, loop: asyncio.AbstractEventLoop, conn: AgiConnection, done: Callable[[], None]
     ) -> None:
         """Serve ``conn``; ``done`` is called once, when the daemon closes the connection."""
-        self._loop, self._conn, self._done = loop, conn, done
+        self._loop, self._done = loop, done
+        self._conn: AgiConnection | None = conn
         self._closing = False
 
     def write(self, data: bytes) -> None:
         """Answer the command at once."""
+        assert self._conn is not None
         self._loop.call_soon(self._conn.data_received, reply_to(data, time.time()))
 
     def write_eof(self) -> None:
@@ -59,7 +61,7 @@ class _Transport:
         self._loop.call_soon(self._goodbye)
 
     def _goodbye(self) -> None:
-        if not self._closing:
+        if not self._closing and self._conn is not None:
             self._conn.data_received(b"HANGUP\n")
             self._conn.eof_received()
 
@@ -75,8 +77,14 @@ class _Transport:
         """Close (once): the call is over."""
         if not self._closing:
             self._closing = True
-            self._loop.call_soon(self._conn.connection_lost, None)
+            self._loop.call_soon(self._lost)
             self._done()
+
+    def _lost(self) -> None:
+        """Tell the protocol, then let go of it, as uvloop's and asyncio's transports do."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.connection_lost(None)
 
     abort = close
 
