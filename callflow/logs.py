@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from typing import Any, Literal
 
 import structlog
+
+from callflow import jsontext
 
 LogFormat = Literal["console", "json"]
 
@@ -30,9 +31,8 @@ def _fallback(obj: Any) -> Any:
     return method() if callable(method) else repr(obj)
 
 
-#: One encoder for every line (``json.dumps`` with options builds one per call); log lines are
-#: plain data, so the cycle check is skipped.
-_encode_line = json.JSONEncoder(check_circular=False, default=_fallback).encode
+#: One encoder for every line: compact, ASCII only (callflow.jsontext).
+_encode_line = jsontext.encoder(default=_fallback)
 
 
 def _dumps(obj: Any, **_: Any) -> str:

@@ -308,7 +308,16 @@ def daemon_errors(work: Path) -> list[str]:
     """The error lines every daemon of this run logged (a run is only valid without them)."""
     return [line for log_file in sorted(work.glob("daemon-*.log"))
             for line in log_file.read_text(errors="replace").splitlines()
-            if '"level": "error"' in line or '"level": "critical"' in line]  # fmt: skip
+            if _level(line) in ("error", "critical")]  # fmt: skip
+
+
+def _level(line: str) -> str | None:
+    """A JSON log line's level (None for any other line)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record.get("level") if isinstance(record, dict) else None
 
 
 def verdict(ok: bool) -> str:

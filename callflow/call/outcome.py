@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
+from callflow import jsontext
 from callflow.store.records import (
     ABANDONED,
     ANSWERED,
@@ -15,9 +14,8 @@ from callflow.store.records import (
 )
 
 _DISPOSITION = {"BUSY": BUSY, "NOANSWER": NO_ANSWER, "CANCEL": ABANDONED, "ANSWER": ANSWERED}
-#: Compact JSON for the reason, built once (``json.dumps`` with options builds one per call); the
-#: reason is plain data made here, so the cycle check is skipped: a third less CPU per reason.
-_reason_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+#: Compact ASCII JSON for the reason (callflow.jsontext).
+_reason_json = jsontext.encoder()
 
 
 def call_end(
