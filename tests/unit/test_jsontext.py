@@ -30,7 +30,7 @@ def _stdlib(obj: Any, default: Any = None) -> str:
         },
         {"rounds": [{"rule": "vip", "checks": [["t1", "busy"], ["t2", None]]}], "ivr": []},
         {"legs": ("t0", "ANSWER"), "n": -7, "x": 1e-3, "quote": 'a "b" \\ c\n\t'},
-        {1: "one", None: "none", True: "yes", 2.5: "half"},
+        {1: "one", None: "none", False: "no", 2.5: "half"},
         [],
         "plain",
     ],
