@@ -14,8 +14,8 @@ from callflow.store.records import (
 )
 
 _DISPOSITION = {"BUSY": BUSY, "NOANSWER": NO_ANSWER, "CANCEL": ABANDONED, "ANSWER": ANSWERED}
-#: Compact ASCII JSON for the reason (callflow.jsontext).
-_reason_json = jsontext.encoder()
+#: The routing reason as stored in the CDR: compact ASCII JSON (callflow.jsontext).
+reason_json = jsontext.encoder()
 
 
 def call_end(
@@ -63,7 +63,7 @@ def call_end(
         talk_seconds=answered.talk_seconds if answered else 0.0,
         hangup_by=hangup_by,
         ivr_digits=ivr_digits,
-        route_reason=_reason_json(reason),
+        route_reason=reason_json(reason),
         dialstatus=last.result if last else None,
         recording_path=recording_path,
         zip=zip,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -11,6 +10,7 @@ from collections.abc import Callable, Mapping
 import structlog
 
 from callflow.ami import Ami
+from callflow.call.outcome import reason_json
 from callflow.store import CdrStore
 from callflow.store.records import ANSWERED, BUSY, FAILED, NO_ANSWER, CallEnd
 
@@ -53,7 +53,7 @@ def end_from_cdr(fields: Mapping[str, str], now: float) -> CallEnd:
         final_destination=peer,
         ring_seconds=float(max(duration - billsec, 0)),
         talk_seconds=float(billsec),
-        route_reason=json.dumps(reason, separators=(",", ":")),
+        route_reason=reason_json(reason),
         dialstatus=f.get("disposition"),
     )
 
