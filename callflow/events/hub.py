@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -16,7 +15,7 @@ import structlog
 from callflow.events.config import EventsConfig, parse_listen
 from callflow.events.deliverylog import DELIVERY_LOG_NAME
 from callflow.events.metrics import Metrics, MetricsServer
-from callflow.events.model import CallEvent, envelope, topic
+from callflow.events.model import CallEvent, envelope, payload_json, topic
 from callflow.events.mqtt import MqttPublisher
 from callflow.events.spool import Spool
 from callflow.events.webhooks import WebhookDispatcher
@@ -162,7 +161,7 @@ class EventHub:
             self._calls.pop(event.uniqueid, None)
         payload = envelope(event, self.node, call.seq, data)
         if self.mqtt is not None:
-            body = json.dumps(payload, separators=(",", ":"), default=str).encode()
+            body = payload_json(payload)
             self.mqtt.submit(topic(self.mqtt.config.topic_prefix, self.node, event), body)
         if self.webhooks is not None:
             self.webhooks.submit(payload, call.start)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, get_args
 
+from callflow import jsontext
 from callflow.store.records import CallEnd, CallStart, DialAttempt
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "dialed",
     "ended",
     "envelope",
+    "payload_json",
     "record_fields",
     "routed",
     "started",
@@ -135,3 +137,11 @@ def envelope(event: CallEvent, node: str, seq: int, data: Mapping[str, Any]) -> 
         "at": event.at,
         "data": dict(data),
     }
+
+
+_payload_text = jsontext.encoder(default=str)
+
+
+def payload_json(payload: Mapping[str, Any]) -> bytes:
+    """A payload as it goes out (MQTT, webhooks): compact ASCII JSON, other values as ``str``."""
+    return _payload_text(payload).encode()

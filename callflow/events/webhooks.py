@@ -22,6 +22,7 @@ from callflow.events.config import WebhookConfig, WebhookDeliveryConfig
 from callflow.events.deliverylog import DeliveryLog
 from callflow.events.droplog import DropLog
 from callflow.events.metrics import Metrics
+from callflow.events.model import payload_json
 from callflow.events.template import PLACEHOLDERS, context, render, render_value
 
 __all__ = [
@@ -87,7 +88,7 @@ def build_request(
         if query:
             url += ("&" if "?" in url else "?") + query
     elif hook.format == "json":
-        body = signed = json.dumps(fields, separators=(",", ":"), default=str).encode()
+        body = signed = payload_json(fields)
         headers["Content-Type"] = "application/json"
     else:
         body = signed = urlencode({k: _text(v) for k, v in fields.items()}).encode()
@@ -234,7 +235,7 @@ class WebhookDispatcher:
         with self.pending_path.open("ab") as f:
             for job in jobs:
                 record = {"hook": job.hook, "payload": job.payload, "call": job.call}
-                f.write(json.dumps(record, separators=(",", ":"), default=str).encode() + b"\n")
+                f.write(payload_json(record) + b"\n")
         log.warning("webhook.pending_saved", deliveries=len(jobs), file=str(self.pending_path))
 
     async def _work(self, index: int) -> None:

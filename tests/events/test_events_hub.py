@@ -9,7 +9,7 @@ from typing import Any
 from events_samples import attempt, call_end, call_events, call_start
 
 from callflow.events import CallEvent, EventHub, EventsConfig, dialed, ended, started
-from callflow.events.model import topic
+from callflow.events.model import envelope, payload_json, topic
 
 
 def offline_hub(tmp_path: Path, **mqtt: Any) -> EventHub:
@@ -93,3 +93,12 @@ async def test_events_emitted_before_a_failed_start_are_spooled(tmp_path: Path) 
 def spooled_lines(directory: Path) -> int:
     """Lines in the MQTT spool's segments."""
     return sum(len(p.read_bytes().splitlines()) for p in directory.glob("mqtt-*.jsonl"))
+
+
+def test_payload_bytes_are_the_standard_librarys_compact_ascii_json() -> None:
+    end = ended(call_end(1), "spring")
+    for city in ("Chicago", "Montréal"):  # orjson writes the first, the standard library the other
+        payload = envelope(end, "pbx1", 5, {**end.data, "city": city, "odd": {1}})
+        body = payload_json(payload)
+        assert body == json.dumps(payload, separators=(",", ":"), default=str).encode()
+        assert body.isascii() and json.loads(body)["data"]["odd"] == "{1}"
