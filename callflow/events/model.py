@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
-import json
 import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Final, Literal, get_args
+
+import orjson
 
 from callflow import jsontext
 from callflow.store.records import CallEnd, CallStart, DialAttempt
@@ -62,13 +64,22 @@ class CallEvent:
     id: str = field(default_factory=_new_id)
 
 
+#: Each record class's field names, and a getter of their values in that order.
+_RECORD_FIELDS: Final = {
+    cls: (names, attrgetter(*names))
+    for cls in (CallStart, DialAttempt, CallEnd)
+    for names in [tuple(f.name for f in dataclasses.fields(cls))]
+}
+
+
 def record_fields(record: CallStart | DialAttempt | CallEnd) -> dict[str, Any]:
     """A store record as a plain dict (``route_reason`` decoded from its JSON text)."""
-    data = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    names, values = _RECORD_FIELDS[type(record)]
+    data = dict(zip(names, values(record), strict=True))
     reason = data.get("route_reason")
     if isinstance(reason, str):
-        with contextlib.suppress(ValueError):
-            data["route_reason"] = json.loads(reason)
+        with contextlib.suppress(ValueError):  # orjson's JSONDecodeError is one
+            data["route_reason"] = orjson.loads(reason)
     return data
 
 
