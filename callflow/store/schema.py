@@ -27,6 +27,7 @@ __all__ = [
     "IN_PROGRESS",
     "LAST_ANSWERED",
     "LAST_SEEN",
+    "LATEST_START",
     "LINK_COLUMNS",
     "LINK_NEXT_CALL",
     "LOAD_STATE",
@@ -88,6 +89,8 @@ INSERT_CALL: Final = (
     f"(SELECT min(started_at) FROM calls WHERE ani_e164 = {_ANI} AND disposition = 'answered' "
     f"AND started_at > {_AT}))"
 )
+#: The latest call start already written: a start at or after it precedes no call.
+LATEST_START: Final = "SELECT max(started_at) FROM calls"
 #: After INSERT_CALL (number, started_at): a call written out of order precedes the next one.
 LINK_NEXT_CALL: Final = (
     "UPDATE calls SET prev_started_at = ?2 WHERE ani_e164 = ?1 AND started_at = ("

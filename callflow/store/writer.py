@@ -59,6 +59,7 @@ from callflow.store.schema import (
     INSERT_CALL,
     LAST_ANSWERED,
     LAST_SEEN,
+    LATEST_START,
     LINK_NEXT_CALL,
     LOAD_STATE,
     MARK_UNKNOWN,
@@ -163,6 +164,25 @@ def _links(kind: int, ops: list[_Op]) -> tuple[str, list[tuple[Any, ...]]] | Non
     return None
 
 
+def _out_of_order(rows: list[tuple[Any, ...]], latest: float | None) -> list[tuple[Any, ...]]:
+    """The (number, started_at) rows of a batch's starts that some written call may follow.
+
+    Read before the batch's inserts, ``latest`` is the latest start already written. A start at
+    or after it, and at or after every start inserted before it in the batch, has no later call
+    of its number but those inserted after it, which found it as their previous call: its
+    LINK_NEXT_CALL would change nothing, so it is left out (each costs about as much as the
+    insert of a call's attempt). Starts come in time order, so this is nearly every row.
+    """
+    high = -math.inf if latest is None else latest
+    needed = []
+    for row in rows:
+        if row[1] < high:
+            needed.append(row)
+        else:
+            high = row[1]
+    return needed
+
+
 #: One statement of a batch: SQL, its rows, and how many rows it must change (None: unchecked).
 _Step = tuple[str, list[tuple[Any, ...]], int | None]
 
@@ -178,7 +198,12 @@ def _commit(db: sqlite3.Connection, steps: list[_Step]) -> None:
     """
     db.execute("BEGIN IMMEDIATE")
     try:
+        latest = None
+        if any(sql == LINK_NEXT_CALL for sql, _, _ in steps):
+            latest = db.execute(LATEST_START).fetchone()[0]
         for sql, rows, changes in steps:
+            if sql == LINK_NEXT_CALL:
+                rows = _out_of_order(rows, latest)
             changed = 0
             for at in range(0, len(rows), _YIELD_EVERY):
                 os.sched_yield()

@@ -15,6 +15,7 @@ from cdr_samples import T0, OpenStore, make_end, make_start
 
 from callflow.store import CallEnd, UnknownCall
 from callflow.store.migrations import MIGRATIONS, migrate
+from callflow.store.writer import _out_of_order
 
 Row = tuple[str, float, str | None, str | None]  # uniqueid, started_at, number, disposition
 
@@ -147,3 +148,38 @@ async def test_resolutions_and_deletes_keep_links_exact(
         for uid, *_ in history[::5]:
             db.execute("DELETE FROM calls WHERE uniqueid = ?", (uid,))
     assert assert_exact(db_path) == 48
+
+
+def test_only_starts_out_of_order_are_linked_after_the_batch() -> None:
+    rows = [("a", 5.0), ("b", 12.0), ("a", 12.0), ("c", 11.0), ("a", 13.0), ("b", 9.0)]
+    assert _out_of_order(rows, 10.0) == [("a", 5.0), ("c", 11.0), ("b", 9.0)]
+    assert _out_of_order(rows, None) == [("c", 11.0), ("b", 9.0)]
+    assert _out_of_order(rows[1:3], 12.0) == []
+
+
+async def test_batches_in_and_out_of_time_order_keep_links_exact(
+    open_store: OpenStore, db_path: Path
+) -> None:
+    store = await open_store()
+    batches = [
+        [(10, "+15550001"), (20, "+15550001"), (20, "+15550002")],
+        [(30, "+15550001"), (40, "+15550002")],  # in order, after everything written
+        [(15, "+15550001"), (50, "+15550001"), (35, "+15550002"), (45, "+15550001")],
+        [(40, "+15550002"), (40, "+15550002"), (5, "+15550001")],  # ties, then the earliest
+    ]
+    k = 0
+    for batch in batches:  # each one batch: queued with no await between, then flushed
+        finishes = []
+        for at, ani in batch:
+            k += 1
+            uid = f"b{k}"
+            start = make_start(k, uniqueid=uid, linkedid=uid, started_at=T0 + at, ani_e164=ani)
+            store.start_call(start)
+            if k % 2:  # answered in the same batch
+                end = make_end(start, disposition="answered")
+                finishes.append(asyncio.ensure_future(store.finish_call(end)))
+        await asyncio.sleep(0)
+        await store.flush()
+        await asyncio.gather(*finishes)
+    assert store.commits == len(batches)
+    assert assert_exact(db_path) == k
