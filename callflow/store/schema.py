@@ -33,6 +33,7 @@ __all__ = [
     "LOAD_STATE",
     "MARK_UNKNOWN",
     "PRAGMAS",
+    "RELINK_ANSWERED",
     "RELINK_FINISHED",
     "SAVE_STATE",
     "SET_RECORDING_BYTES",
@@ -111,6 +112,14 @@ RELINK_FINISHED: Final = (
     "AND p.disposition = 'answered' AND p.started_at < x.started_at), -1e308) "
     "WHERE x.uniqueid = ?1) AS n "
     "WHERE calls.rowid = n.id AND calls.next_answered_at IS NOT n.next"
+)
+#: RELINK_FINISHED for a call whose (number, started_at) the writer knows: no join, no
+#: temporary table; every call since the previous answered one has this one as its next.
+RELINK_ANSWERED: Final = (
+    "UPDATE calls SET next_answered_at = ?2 WHERE ani_e164 = ?1 AND started_at < ?2 "
+    "AND started_at >= coalesce((SELECT max(p.started_at) FROM calls AS p "
+    "WHERE p.ani_e164 = ?1 AND p.disposition = 'answered' AND p.started_at < ?2), -1e308) "
+    "AND next_answered_at IS NOT ?2"
 )
 INSERT_ATTEMPT: Final = (
     f"INSERT INTO attempts ({quoted(ATTEMPT_COLUMNS)}) "

@@ -63,6 +63,7 @@ from callflow.store.schema import (
     LINK_NEXT_CALL,
     LOAD_STATE,
     MARK_UNKNOWN,
+    RELINK_ANSWERED,
     RELINK_FINISHED,
     SAVE_STATE,
     SET_RECORDING_BYTES,
@@ -99,6 +100,9 @@ _TX_BACKOFF_MAX: Final = 5.0
 #: Callers resumed per loop turn after a commit. Resuming a whole batch's calls at once held
 #: new calls' routing decisions behind the burst (p99 at 500 calls/s: see BENCHMARKS.md).
 _RESUME_SLICE: Final = 4
+#: Calls in progress whose number and start the store keeps for their finish (past it, the
+#: oldest are forgotten: their finish finds them in the database instead).
+_CALLERS_MAX: Final = 100_000
 #: Rows the writer's thread writes between yields of its core (about half a millisecond).
 _YIELD_EVERY: Final = 16
 
@@ -106,16 +110,22 @@ _YIELD_EVERY: Final = 16
 class _Op:
     """One queued write: statement kind, bound values, and the future of an awaiting caller."""
 
-    __slots__ = ("future", "kind", "params", "uniqueid")
+    __slots__ = ("caller", "future", "kind", "params", "uniqueid")
 
     def __init__(
-        self, kind: int, params: tuple[Any, ...], uniqueid: str, future: asyncio.Future[None] | None
+        self,
+        kind: int,
+        params: tuple[Any, ...],
+        uniqueid: str,
+        future: asyncio.Future[None] | None,
+        caller: tuple[str, float] | None = None,
     ) -> None:
-        """Build a queued write."""
+        """Build a queued write (a finish knows its call's number and start when it can)."""
         self.kind = kind
         self.params = params
         self.uniqueid = uniqueid
         self.future = future
+        self.caller = caller
 
 
 class _Retry:
@@ -148,20 +158,26 @@ class _Split(Exception):
     """A batch's transaction failed on some row and was rolled back: write it row by row."""
 
 
-def _links(kind: int, ops: list[_Op]) -> tuple[str, list[tuple[Any, ...]]] | None:
-    """The statement keeping the caller links exact after these writes (migration 7), if any."""
+def _links(kind: int, ops: list[_Op]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """The statements keeping the caller links exact after these writes (migration 7)."""
     if kind == _START:
         ani, at = _ANI_AT
         rows = [(op.params[ani], op.params[at]) for op in ops if op.params[ani]]
-        return (LINK_NEXT_CALL, rows) if rows else None
+        return [(LINK_NEXT_CALL, rows)] if rows else []
     if kind == _FINISH:
         # Only an answered call is some earlier call's next answered call: a call that ends
         # any other way leaves every link as it was (its own was set when it started).
-        answered: list[tuple[Any, ...]] = [
-            (op.uniqueid,) for op in ops if op.params[_DISPOSITION] == ANSWERED
-        ]
-        return (RELINK_FINISHED, answered) if answered else None
-    return None
+        known: list[tuple[Any, ...]] = []
+        unknown: list[tuple[Any, ...]] = []
+        for op in ops:
+            if op.params[_DISPOSITION] == ANSWERED:
+                if op.caller is not None:
+                    known.append(op.caller)
+                else:
+                    unknown.append((op.uniqueid,))
+        steps = [(RELINK_ANSWERED, known)] if known else []
+        return [*steps, (RELINK_FINISHED, unknown)] if unknown else steps
+    return []
 
 
 def _out_of_order(rows: list[tuple[Any, ...]], latest: float | None) -> list[tuple[Any, ...]]:
@@ -273,6 +289,8 @@ class CdrStore:
         self._dead: BaseException | None = None
         self._closer: asyncio.Task[None] | None = None
         self._ani_seen: OrderedDict[str, float] = OrderedDict()
+        # uniqueid -> (number, started_at) of the calls started here and not finished yet.
+        self._callers: dict[str, tuple[str, float] | None] = {}
         # Every number that started a call at or after _known_since is in _ani_seen, except
         # those evicted (all last seen at or before _evicted_upto): a miss past both is a "no".
         self._answered_by: OrderedDict[str, tuple[str, float] | None] = OrderedDict()
@@ -346,6 +364,13 @@ class CdrStore:
         self._enqueue(_Op(_START, start_params(call, self._clock()), call.uniqueid, None))
         if call.ani_e164:
             self._remember(call.ani_e164, call.started_at)
+            callers = self._callers
+            # A uniqueid started twice at once is left to the statement that reads the row.
+            callers[call.uniqueid] = (
+                None if call.uniqueid in callers else (call.ani_e164, call.started_at)
+            )
+            if len(callers) > _CALLERS_MAX:
+                del callers[next(iter(callers))]
 
     def add_attempt(self, attempt: DialAttempt) -> None:
         """Queue one dial attempt of a started call and return at once."""
@@ -358,7 +383,8 @@ class CdrStore:
     async def finish_call(self, end: CallEnd) -> None:
         """Queue the call's final state and return once it is committed (group commit)."""
         future: asyncio.Future[None] = self._loop.create_future()
-        self._enqueue(_Op(_FINISH, end_params(end, self._clock()), end.uniqueid, future))
+        caller = self._callers.pop(end.uniqueid, None)
+        self._enqueue(_Op(_FINISH, end_params(end, self._clock()), end.uniqueid, future, caller))
         await future
 
     async def flush(self) -> None:
@@ -675,8 +701,7 @@ class CdrStore:
             if ops:
                 finished = len(ops) if kind == _FINISH else None
                 steps.append((_SQL[kind], [op.params for op in ops], finished))
-                if links := _links(kind, ops):
-                    steps.append((*links, None))
+                steps.extend((sql, rows, None) for sql, rows in _links(kind, ops))
         try:
             await in_thread(self._conn, _commit, steps)
         except _Split as exc:
@@ -702,8 +727,9 @@ class CdrStore:
                 outcomes.append(
                     self._reject(op, None) if op.kind == _FINISH and cur.rowcount == 0 else None
                 )
-                if outcomes[-1] is None and (links := _links(op.kind, [op])):
-                    await conn.executemany(*links)
+                if outcomes[-1] is None:
+                    for links in _links(op.kind, [op]):
+                        await conn.executemany(*links)
             await conn.execute("COMMIT")
         except BaseException:
             await self._rollback()

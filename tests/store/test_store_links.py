@@ -13,7 +13,7 @@ import pytest
 import structlog
 from cdr_samples import T0, OpenStore, make_end, make_start
 
-from callflow.store import CallEnd, UnknownCall
+from callflow.store import CallEnd, UnknownCall, writer
 from callflow.store.migrations import MIGRATIONS, migrate
 from callflow.store.writer import _out_of_order
 
@@ -183,3 +183,60 @@ async def test_batches_in_and_out_of_time_order_keep_links_exact(
         await asyncio.gather(*finishes)
     assert store.commits == len(batches)
     assert assert_exact(db_path) == k
+
+
+async def test_calls_started_by_an_earlier_store_are_relinked_when_answered(
+    open_store: OpenStore, db_path: Path
+) -> None:
+    first = await open_store()
+    starts = [
+        make_start(k, uniqueid=f"r{k}", linkedid=f"r{k}", started_at=T0 + k, ani_e164="+15550009")
+        for k in range(4)
+    ]
+    for start in starts:
+        first.start_call(start)
+    await first.finish_call(make_end(starts[0], disposition="busy"))
+    await first.finish_call(make_end(starts[1], disposition="no-answer"))
+    await first.close()
+    second = await open_store()  # knows none of these calls: finds them in the database
+    await second.finish_call(make_end(starts[3], disposition="answered"))
+    await second.finish_call(make_end(starts[2], disposition="answered"))
+    assert assert_exact(db_path) == 4
+    nexts = [row[6] for row in sorted(_calls(db_path), key=lambda r: r[2])]
+    assert nexts == [T0 + 2, T0 + 2, T0 + 3, None]
+
+
+async def test_a_uniqueid_started_twice_keeps_the_links_of_the_row_written(
+    open_store: OpenStore, db_path: Path
+) -> None:
+    store = await open_store()
+    missed = make_start(0, uniqueid="m", linkedid="m", started_at=T0, ani_e164="+15550008")
+    store.start_call(missed)
+    await store.finish_call(make_end(missed, disposition="busy"))
+    dup = make_start(1, uniqueid="d", linkedid="d", started_at=T0 + 10, ani_e164="+15550008")
+    store.start_call(dup)
+    again = make_start(2, uniqueid="d", linkedid="d", started_at=T0 + 5, ani_e164="+15550007")
+    with structlog.testing.capture_logs():
+        store.start_call(again)  # refused by SQLite: the first row stays in progress
+        await store.flush()
+    await store.finish_call(make_end(dup, disposition="answered"))
+    assert assert_exact(db_path) == 2
+    assert [row[6] for row in _calls(db_path)] == [T0 + 10, None]
+
+
+async def test_the_calls_kept_for_their_finish_are_bounded(
+    open_store: OpenStore, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer, "_CALLERS_MAX", 2)
+    store = await open_store()
+    starts = [
+        make_start(k, uniqueid=f"k{k}", linkedid=f"k{k}", started_at=T0 + k, ani_e164="+15550006")
+        for k in range(5)
+    ]
+    for start in starts:
+        store.start_call(start)
+    assert len(store._callers) == 2  # the oldest are forgotten
+    for start in reversed(starts):  # the forgotten ones are relinked from their rows
+        await store.finish_call(make_end(start, disposition="answered"))
+    assert assert_exact(db_path) == 5
+    assert not store._callers
