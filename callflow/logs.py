@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any, Literal
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
 
 from callflow import jsontext
 
@@ -29,6 +31,30 @@ def _fallback(obj: Any) -> Any:
     """A value JSON cannot hold, as structlog's renderer shows it: ``__structlog__()`` or repr."""
     method = getattr(obj, "__structlog__", None)
     return method() if callable(method) else repr(obj)
+
+
+class _UtcTimestamp:
+    """Stamp ``timestamp`` as ISO 8601 UTC to the microsecond, formatting the date once a second.
+
+    The text is structlog's ``TimeStamper(fmt="iso", utc=True)`` (which leaves out a zero
+    microsecond) at a sixth of its cost: one log line per call made it 1% of the daemon's CPU.
+    """
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        """Start with no second formatted."""
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, _: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+        """Add the timestamp to a line's fields."""
+        second, micro = divmod(time.time_ns() // 1000, 1_000_000)
+        if second != self._second:
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        event_dict["timestamp"] = f"{self._prefix}.{micro:06d}Z"
+        return event_dict
 
 
 #: One encoder for every line: compact, ASCII only (callflow.jsontext).
@@ -55,7 +81,7 @@ def configure(fmt: LogFormat = "console", level: str = "info", *, cache: bool = 
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _UtcTimestamp(),
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
             renderer,

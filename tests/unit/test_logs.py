@@ -52,3 +52,16 @@ def test_json_lines_render_every_value(json_logs: None, capsys: pytest.CaptureFi
     assert line["agent"] == {"name": "alice"}  # __structlog__, as structlog renders it
     assert line["other"] == "<opaque>"  # anything else: its repr
     assert line["legs"] == [["t0", "ANSWER"]]
+
+
+def test_timestamps_are_iso_utc_to_the_microsecond(monkeypatch: pytest.MonkeyPatch) -> None:
+    stamp = logs._UtcTimestamp()
+    now = [1_700_000_000_000_001_999]  # ns: 2023-11-14T22:13:20.000001 UTC
+    monkeypatch.setattr(logs.time, "time_ns", lambda: now[0])
+    assert stamp(None, "info", {})["timestamp"] == "2023-11-14T22:13:20.000001Z"
+    now[0] += 998_998_001  # the same second
+    assert stamp(None, "info", {})["timestamp"] == "2023-11-14T22:13:20.999000Z"
+    now[0] += 1_000_000  # the next second: its date and time formatted again
+    assert stamp(None, "info", {})["timestamp"] == "2023-11-14T22:13:21.000000Z"
+    now[0] += 86_400 * 10**9 + 123_456_000
+    assert stamp(None, "info", {})["timestamp"] == "2023-11-15T22:13:21.123456Z"
