@@ -100,8 +100,8 @@ _TX_BACKOFF_MAX: Final = 5.0
 #: Callers resumed per loop turn after a commit. Resuming a whole batch's calls at once held
 #: new calls' routing decisions behind the burst (p99 at 500 calls/s: see BENCHMARKS.md).
 _RESUME_SLICE: Final = 4
-#: Calls in progress whose number and start the store keeps for their finish (past it, the
-#: oldest are forgotten: their finish finds them in the database instead).
+#: Calls in progress whose number and start the store keeps for their finish (past it, all
+#: are forgotten at once, in O(1): their finishes find them in the database instead).
 _CALLERS_MAX: Final = 100_000
 #: Rows the writer's thread writes between yields of its core (about half a millisecond).
 _YIELD_EVERY: Final = 16
@@ -110,22 +110,16 @@ _YIELD_EVERY: Final = 16
 class _Op:
     """One queued write: statement kind, bound values, and the future of an awaiting caller."""
 
-    __slots__ = ("caller", "future", "kind", "params", "uniqueid")
+    __slots__ = ("future", "kind", "params", "uniqueid")
 
     def __init__(
-        self,
-        kind: int,
-        params: tuple[Any, ...],
-        uniqueid: str,
-        future: asyncio.Future[None] | None,
-        caller: tuple[str, float] | None = None,
+        self, kind: int, params: tuple[Any, ...], uniqueid: str, future: asyncio.Future[None] | None
     ) -> None:
-        """Build a queued write (a finish knows its call's number and start when it can)."""
+        """Build a queued write."""
         self.kind = kind
         self.params = params
         self.uniqueid = uniqueid
         self.future = future
-        self.caller = caller
 
 
 class _Retry:
@@ -158,8 +152,14 @@ class _Split(Exception):
     """A batch's transaction failed on some row and was rolled back: write it row by row."""
 
 
-def _links(kind: int, ops: list[_Op]) -> list[tuple[str, list[tuple[Any, ...]]]]:
-    """The statements keeping the caller links exact after these writes (migration 7)."""
+def _links(
+    kind: int, ops: list[_Op], callers: dict[str, tuple[str, float] | None]
+) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """The statements keeping the caller links exact after these writes (migration 7).
+
+    ``callers`` holds the number and start of calls whose row this store wrote; a finished
+    call found there is relinked by them (and forgotten), any other through its row.
+    """
     if kind == _START:
         ani, at = _ANI_AT
         rows = [(op.params[ani], op.params[at]) for op in ops if op.params[ani]]
@@ -170,9 +170,10 @@ def _links(kind: int, ops: list[_Op]) -> list[tuple[str, list[tuple[Any, ...]]]]
         known: list[tuple[Any, ...]] = []
         unknown: list[tuple[Any, ...]] = []
         for op in ops:
+            caller = callers.pop(op.uniqueid, None)
             if op.params[_DISPOSITION] == ANSWERED:
-                if op.caller is not None:
-                    known.append(op.caller)
+                if caller is not None:
+                    known.append(caller)
                 else:
                     unknown.append((op.uniqueid,))
         steps = [(RELINK_ANSWERED, known)] if known else []
@@ -369,8 +370,8 @@ class CdrStore:
             callers[call.uniqueid] = (
                 None if call.uniqueid in callers else (call.ani_e164, call.started_at)
             )
-            if len(callers) > _CALLERS_MAX:
-                del callers[next(iter(callers))]
+            if len(callers) > _CALLERS_MAX:  # calls never finished (a leak): forget them all
+                callers.clear()
 
     def add_attempt(self, attempt: DialAttempt) -> None:
         """Queue one dial attempt of a started call and return at once."""
@@ -383,8 +384,7 @@ class CdrStore:
     async def finish_call(self, end: CallEnd) -> None:
         """Queue the call's final state and return once it is committed (group commit)."""
         future: asyncio.Future[None] = self._loop.create_future()
-        caller = self._callers.pop(end.uniqueid, None)
-        self._enqueue(_Op(_FINISH, end_params(end, self._clock()), end.uniqueid, future, caller))
+        self._enqueue(_Op(_FINISH, end_params(end, self._clock()), end.uniqueid, future))
         await future
 
     async def flush(self) -> None:
@@ -701,7 +701,7 @@ class CdrStore:
             if ops:
                 finished = len(ops) if kind == _FINISH else None
                 steps.append((_SQL[kind], [op.params for op in ops], finished))
-                steps.extend((sql, rows, None) for sql, rows in _links(kind, ops))
+                steps.extend((sql, rows, None) for sql, rows in _links(kind, ops, self._callers))
         try:
             await in_thread(self._conn, _commit, steps)
         except _Split as exc:
@@ -728,7 +728,7 @@ class CdrStore:
                     self._reject(op, None) if op.kind == _FINISH and cur.rowcount == 0 else None
                 )
                 if outcomes[-1] is None:
-                    for links in _links(op.kind, [op]):
+                    for links in _links(op.kind, [op], self._callers):
                         await conn.executemany(*links)
             await conn.execute("COMMIT")
         except BaseException:
@@ -742,6 +742,8 @@ class CdrStore:
 
     def _reject(self, op: _Op, exc: sqlite3.Error | None) -> StoreError:
         """Log a refused row and build the error its caller will get."""
+        if op.kind == _START:  # its number and start are not the row's (a uniqueid started twice)
+            self._callers.pop(op.uniqueid, None)
         log.error("cdr_row_rejected", op=_KIND[op.kind], uniqueid=op.uniqueid, error=repr(exc))
         if exc is None:
             return UnknownCall(f"finish_call: no call {op.uniqueid!r} in progress")
