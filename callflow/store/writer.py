@@ -153,7 +153,7 @@ class _Split(Exception):
 
 
 def _links(
-    kind: int, ops: list[_Op], callers: dict[str, tuple[str, float] | None]
+    kind: int, ops: list[_Op], callers: dict[str, tuple[str, float]]
 ) -> list[tuple[str, list[tuple[Any, ...]]]]:
     """The statements keeping the caller links exact after these writes (migration 7).
 
@@ -291,7 +291,7 @@ class CdrStore:
         self._closer: asyncio.Task[None] | None = None
         self._ani_seen: OrderedDict[str, float] = OrderedDict()
         # uniqueid -> (number, started_at) of the calls started here and not finished yet.
-        self._callers: dict[str, tuple[str, float] | None] = {}
+        self._callers: dict[str, tuple[str, float]] = {}
         # Every number that started a call at or after _known_since is in _ani_seen, except
         # those evicted (all last seen at or before _evicted_upto): a miss past both is a "no".
         self._answered_by: OrderedDict[str, tuple[str, float] | None] = OrderedDict()
@@ -366,10 +366,7 @@ class CdrStore:
         if call.ani_e164:
             self._remember(call.ani_e164, call.started_at)
             callers = self._callers
-            # A uniqueid started twice at once is left to the statement that reads the row.
-            callers[call.uniqueid] = (
-                None if call.uniqueid in callers else (call.ani_e164, call.started_at)
-            )
+            callers[call.uniqueid] = (call.ani_e164, call.started_at)
             if len(callers) > _CALLERS_MAX:  # calls never finished (a leak): forget them all
                 callers.clear()
 

@@ -13,7 +13,7 @@ import pytest
 import structlog
 from cdr_samples import T0, OpenStore, make_end, make_start
 
-from callflow.store import CallEnd, UnknownCall, writer
+from callflow.store import CallEnd, CallStart, UnknownCall, writer
 from callflow.store.migrations import MIGRATIONS, migrate
 from callflow.store.writer import _out_of_order
 
@@ -185,14 +185,21 @@ async def test_batches_in_and_out_of_time_order_keep_links_exact(
     assert assert_exact(db_path) == k
 
 
+def _starts(prefix: str, n: int, ani: str) -> list[CallStart]:
+    """Calls of one caller, a second apart."""
+    return [
+        make_start(
+            k, uniqueid=f"{prefix}{k}", linkedid=f"{prefix}{k}", started_at=T0 + k, ani_e164=ani
+        )
+        for k in range(n)
+    ]
+
+
 async def test_calls_started_by_an_earlier_store_are_relinked_when_answered(
     open_store: OpenStore, db_path: Path
 ) -> None:
     first = await open_store()
-    starts = [
-        make_start(k, uniqueid=f"r{k}", linkedid=f"r{k}", started_at=T0 + k, ani_e164="+15550009")
-        for k in range(4)
-    ]
+    starts = _starts("r", 4, "+15550009")
     for start in starts:
         first.start_call(start)
     await first.finish_call(make_end(starts[0], disposition="busy"))
@@ -206,22 +213,28 @@ async def test_calls_started_by_an_earlier_store_are_relinked_when_answered(
     assert nexts == [T0 + 2, T0 + 2, T0 + 3, None]
 
 
+@pytest.mark.parametrize("forgotten", [False, True])
 async def test_a_uniqueid_started_twice_keeps_the_links_of_the_row_written(
-    open_store: OpenStore, db_path: Path
+    open_store: OpenStore, db_path: Path, monkeypatch: pytest.MonkeyPatch, forgotten: bool
 ) -> None:
+    """SQLite refuses the second start, and the store forgets it: the call is relinked by
+    its row, whether the store still knew the first start or had forgotten it past its bound."""
+    monkeypatch.setattr(writer, "_CALLERS_MAX", 1 if forgotten else writer._CALLERS_MAX)
     store = await open_store()
     missed = make_start(0, uniqueid="m", linkedid="m", started_at=T0, ani_e164="+15550008")
     store.start_call(missed)
     await store.finish_call(make_end(missed, disposition="busy"))
     dup = make_start(1, uniqueid="d", linkedid="d", started_at=T0 + 10, ani_e164="+15550008")
     store.start_call(dup)
-    again = make_start(2, uniqueid="d", linkedid="d", started_at=T0 + 5, ani_e164="+15550007")
+    if forgotten:  # past the bound: the store forgets both
+        store.start_call(make_start(2, uniqueid="o", linkedid="o", started_at=T0 + 11))
+    again = make_start(3, uniqueid="d", linkedid="d", started_at=T0 + 5, ani_e164="+15550007")
     with structlog.testing.capture_logs():
         store.start_call(again)  # refused by SQLite: the first row stays in progress
         await store.flush()
     await store.finish_call(make_end(dup, disposition="answered"))
-    assert assert_exact(db_path) == 2
-    assert [row[6] for row in _calls(db_path)] == [T0 + 10, None]
+    assert assert_exact(db_path) == 2 + forgotten
+    assert _calls(db_path)[0][6] == T0 + 10  # the missed call: this one answered next
 
 
 async def test_the_calls_kept_for_their_finish_are_bounded(
@@ -229,10 +242,7 @@ async def test_the_calls_kept_for_their_finish_are_bounded(
 ) -> None:
     monkeypatch.setattr(writer, "_CALLERS_MAX", 2)
     store = await open_store()
-    starts = [
-        make_start(k, uniqueid=f"k{k}", linkedid=f"k{k}", started_at=T0 + k, ani_e164="+15550006")
-        for k in range(5)
-    ]
+    starts = _starts("k", 5, "+15550006")
     for start in starts:
         store.start_call(start)
     assert len(store._callers) <= 2  # past the bound, forgotten
@@ -240,24 +250,3 @@ async def test_the_calls_kept_for_their_finish_are_bounded(
         await store.finish_call(make_end(start, disposition="answered"))
     assert assert_exact(db_path) == 5
     assert not store._callers
-
-
-async def test_a_uniqueid_started_again_after_the_store_forgot_it(
-    open_store: OpenStore, db_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(writer, "_CALLERS_MAX", 1)
-    store = await open_store()
-    missed = make_start(0, uniqueid="m", linkedid="m", started_at=T0, ani_e164="+15550005")
-    store.start_call(missed)
-    await store.finish_call(make_end(missed, disposition="busy"))
-    dup = make_start(1, uniqueid="d", linkedid="d", started_at=T0 + 10, ani_e164="+15550005")
-    store.start_call(dup)
-    other = make_start(2, uniqueid="o", linkedid="o", started_at=T0 + 11, ani_e164="+15550004")
-    store.start_call(other)  # past the bound: the store forgets both
-    again = make_start(3, uniqueid="d", linkedid="d", started_at=T0 + 5, ani_e164="+15550003")
-    with structlog.testing.capture_logs():
-        store.start_call(again)  # refused by SQLite: its number and start are not the row's
-        await store.flush()
-    await store.finish_call(make_end(dup, disposition="answered"))
-    assert assert_exact(db_path) == 3
-    assert _calls(db_path)[0][6] == T0 + 10  # the missed call: this one answered next
