@@ -113,8 +113,8 @@ RELINK_FINISHED: Final = (
     "WHERE x.uniqueid = ?1) AS n "
     "WHERE calls.rowid = n.id AND calls.next_answered_at IS NOT n.next"
 )
-#: RELINK_FINISHED for a call whose (number, started_at) the writer knows: no join, no
-#: temporary table; every call since the previous answered one has this one as its next.
+#: RELINK_FINISHED for a call finished answered whose (number, started_at) the writer knows:
+#: every call since the previous answered one has it as its next; no join, no temporary table.
 RELINK_ANSWERED: Final = (
     "UPDATE calls SET next_answered_at = ?2 WHERE ani_e164 = ?1 AND started_at < ?2 "
     "AND started_at >= coalesce((SELECT max(p.started_at) FROM calls AS p "
