@@ -5,9 +5,11 @@ SHELL := /bin/bash
 PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-DEBIAN_PACKAGES := debootstrap sip-tester mosquitto sox python3 python3-venv
+DEBIAN_PACKAGES := debootstrap sip-tester mosquitto sox python3 python3-venv python3-dev gcc libc6-dev
+# The daemon's hot path, compiled with mypyc (scripts/compiled-modules; BENCHMARKS.md).
+COMPILED := $(shell grep -v '^\#' scripts/compiled-modules)
 
-.PHONY: help deps venv system-deps chroot sandbox-up sandbox-down sandbox-cli sandbox-log \
+.PHONY: help deps venv compiled pure system-deps chroot sandbox-up sandbox-down sandbox-cli sandbox-log \
         test test-fast lint fmt demo bench clean
 
 help:
@@ -17,9 +19,10 @@ help:
 	@echo "make bench         load generator + floor + real PBX figures -> BENCHMARKS.md"
 	@echo "make sandbox-up    start the sandbox Asterisk (sandbox-down, sandbox-cli, sandbox-log)"
 
-deps: system-deps venv
+deps: system-deps venv compiled
 
-# Debian packages: SIPp, debootstrap (the sandbox chroot), Mosquitto, sox, python3 with venv.
+# Debian packages: SIPp, debootstrap (the sandbox chroot), Mosquitto, sox, python3 with venv,
+# and a C compiler with Python's headers for the compiled modules.
 system-deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
@@ -43,19 +46,32 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev,fast]'
 	touch $@
 
+# A C extension beside each listed module, built again when one of them changes. callflow
+# refuses to import a compiled module older than its source; `make pure` removes them all.
+compiled: venv
+	@$(MAKE) --no-print-directory callflow/.compiled
+
+callflow/.compiled: scripts/compiled-modules scripts/compile.py $(COMPILED) $(VENV)/.installed
+	$(PY) scripts/compile.py
+	touch $@
+
+pure:
+	$(PY) scripts/compile.py --pure
+	rm -f callflow/.compiled
+
 chroot: system-deps
 	@scripts/asterisk-chroot.sh >/dev/null
 
 sandbox-up: deps chroot
 	$(PY) -m callflow.testing.sandbox up
 
-sandbox-down: venv
+sandbox-down: venv compiled
 	$(PY) -m callflow.testing.sandbox down
 
-sandbox-cli: venv
+sandbox-cli: venv compiled
 	$(PY) -m callflow.testing.sandbox cli
 
-sandbox-log: venv
+sandbox-log: venv compiled
 	$(PY) -m callflow.testing.sandbox log
 
 # All tests, real Asterisk included. pytest's exit code 5 (no tests ran) fails like any other.
@@ -63,7 +79,7 @@ test: deps chroot
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 # Tests that need no PBX (protocol, rules, store): quick feedback while editing.
-test-fast: venv
+test-fast: venv compiled
 	$(PY) -m pytest -p no:cacheprovider -m "not pbx" $(PYTEST_ARGS)
 
 lint: venv
@@ -76,7 +92,8 @@ fmt: venv
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache callflow/.compiled
+	find callflow -name '*.so' -delete
 
 # The main job: sandbox Asterisk + callflow serve + real SIPp calls, then a CDR report.
 demo: deps chroot

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import structlog
 
-from callflow import contract, directory
+from callflow import compiled_modules, contract, directory
 from callflow.agi import AgiServer, AgiSession
 from callflow.ami import Ami, AmiError, AmiUrl
 from callflow.billing import load_state
@@ -155,7 +155,8 @@ class Daemon:
             self._spawn(self._watch_config, o.watch_interval)
         log.info("daemon.started", host=o.host, port=self.port, config=str(o.config),
                  database=str(o.database), numbers=len(config.numbers),
-                 rules=len(config.rules), targets=len(config.targets))  # fmt: skip
+                 rules=len(config.rules), targets=len(config.targets),
+                 compiled=len(compiled_modules()))  # fmt: skip
 
     async def _load_counters(self) -> Counters:
         """Counters rebuilt from this month's attempts, with the saved round-robin cursors."""

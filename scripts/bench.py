@@ -63,7 +63,16 @@ def machine() -> dict[str, str]:
         uv = f"uvloop {uvloop.__version__}"
     except ImportError:
         uv = "uvloop not installed"
+    import callflow.daemon  # noqa: F401  (imports the whole road of a call)
+    from callflow import compiled_modules
+
+    compiled = len(compiled_modules())
     return {
+        "compiled": (
+            f"{compiled} callflow modules compiled with mypyc (`make compiled`)"
+            if compiled
+            else "callflow's modules all pure Python (`make compiled` not run)"
+        ),
         "nproc": str(os.cpu_count()),
         "cpu": model,
         "python": platform.python_version(),
@@ -367,7 +376,8 @@ def render(res: dict[str, Any], command: str) -> tuple[str, list[tuple[str, bool
         + ".",
         "",
         f"Machine: {m['nproc']} cores, {m['cpu']}, Linux {m['kernel']}, Python {m['python']}, "
-        f"{m['uvloop']}. Server pinned to core 0 (`taskset -c 0`), load generator to core 1.",
+        f"{m['uvloop']}, {m.get('compiled', 'callflow compiled: not recorded')}. Server pinned "
+        "to core 0 (`taskset -c 0`), load generator to core 1.",
         "",
         "The **floor** is a raw-asyncio FastAGI server (`callflow/bench/floor.py`) sending the "
         f"same commands per call ({len(COMMANDS)} for an answered call) with no logic; ratios "

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import structlog
 from structlog.contextvars import bind_contextvars
@@ -64,8 +64,9 @@ class AgiServer:
     @property
     def port(self) -> int:
         """The bound port once started (useful with port=0), else the configured one."""
-        if self._server is not None and self._server.sockets:
-            return int(self._server.sockets[0].getsockname()[1])
+        server: Any = self._server  # uvloop's sockets are a list, not the tuple typeshed says
+        if server is not None and server.sockets:
+            return int(server.sockets[0].getsockname()[1])
         return self._port
 
     @property

@@ -9,6 +9,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Final, cast
 
+from mypy_extensions import mypyc_attr
+
 from callflow.agi.protocol import (
     HangupNotice,
     Header,
@@ -44,14 +46,19 @@ DEFAULT: Final = _Default.TOKEN
 Timeout = float | None | _Default
 
 
+# Plain Python classes when compiled (scripts/compiled-modules): a compiled class cannot
+# inherit from two built-in exceptions, as AgiTimeout and AgiDisconnected do.
+@mypyc_attr(native_class=False)
 class AgiError(Exception):
     """Base class for session-level AGI failures."""
 
 
+@mypyc_attr(native_class=False)
 class AgiTimeout(AgiError, TimeoutError):
     """No reply (or no complete header) arrived in time; the connection has been dropped."""
 
 
+@mypyc_attr(native_class=False)
 class AgiDisconnected(AgiError, ConnectionError):
     """Asterisk closed the connection (or it was already closed)."""
 

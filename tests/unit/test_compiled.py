@@ -1,0 +1,67 @@
+"""The compiled hot path: built as listed, and never older than its source."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.machinery
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import callflow
+from callflow import stale_compiled
+
+ROOT = Path(callflow.__file__).resolve().parent.parent
+SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]  # .cpython-311-x86_64-linux-gnu.so
+
+
+def _module(package: Path, name: str, *, compiled_at: float, edited_at: float) -> None:
+    """A source and its (empty) C extension, with these modification times."""
+    source, ext = package / f"{name}.py", package / f"{name}{SUFFIX}"
+    source.write_text("")
+    ext.write_bytes(b"")
+    os.utime(ext, (compiled_at, compiled_at))
+    os.utime(source, (edited_at, edited_at))
+
+
+def test_a_source_edited_after_its_build_is_stale(tmp_path: Path) -> None:
+    package = tmp_path / "callflow"
+    (package / "agi").mkdir(parents=True)
+    _module(package, "fresh", compiled_at=2000, edited_at=1000)
+    _module(package / "agi", "edited", compiled_at=1000, edited_at=2000)
+    (package / f"native__mypyc{SUFFIX}").write_bytes(b"")  # the shared runtime has no source
+    assert stale_compiled(package) == ["callflow/agi/edited.py"]
+
+
+def test_importing_callflow_with_a_stale_module_fails_and_says_what_to_run(
+    tmp_path: Path,
+) -> None:
+    package = tmp_path / "callflow"
+    package.mkdir()
+    (package / "__init__.py").write_text((ROOT / "callflow" / "__init__.py").read_text())
+    _module(package, "enrich", compiled_at=1000, edited_at=2000)
+    run = subprocess.run(
+        [sys.executable, "-c", "import callflow"],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert "ImportError: callflow/enrich.py changed since they were compiled" in run.stderr
+    assert "make compiled" in run.stderr
+
+
+def test_every_listed_module_runs_compiled_once_built() -> None:
+    if not (ROOT / "callflow" / ".compiled").exists():
+        pytest.skip("make compiled has not been run: every module runs from its source")
+    lines = (ROOT / "scripts" / "compiled-modules").read_text().splitlines()
+    listed = [line for line in lines if line.strip() and not line.startswith("#")]
+    assert len(listed) >= 20
+    for path in listed:
+        name = path.removesuffix(".py").replace("/", ".")
+        assert importlib.import_module(name).__file__.endswith(SUFFIX), name
+    assert set(callflow.compiled_modules()) >= {
+        p.removesuffix(".py").replace("/", ".") for p in listed
+    }
