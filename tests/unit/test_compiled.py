@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.machinery
 import os
@@ -53,11 +54,29 @@ def test_importing_callflow_with_a_stale_module_fails_and_says_what_to_run(
     assert "make compiled" in run.stderr
 
 
+def _listed() -> list[str]:
+    """The source paths in scripts/compiled-modules."""
+    lines = (ROOT / "scripts" / "compiled-modules").read_text().splitlines()
+    return [line for line in lines if line.strip() and not line.startswith("#")]
+
+
+def test_compiled_modules_never_wait_in_a_finally_block() -> None:
+    # Compiled by mypyc 2.4.1, an exception that went through a `finally:` that awaits came
+    # back out of a later such block, in another coroutine (near mypyc/mypyc#1114 and #1177).
+    waits = []
+    for path in _listed():
+        for node in ast.walk(ast.parse((ROOT / path).read_text())):
+            if isinstance(node, ast.Try | ast.TryStar):
+                for inner in (n for stmt in node.finalbody for n in ast.walk(stmt)):
+                    if isinstance(inner, ast.Await | ast.AsyncWith | ast.AsyncFor):
+                        waits.append(f"{path}:{inner.lineno}")
+    assert waits == []
+
+
 def test_every_listed_module_runs_compiled_once_built() -> None:
     if not (ROOT / "callflow" / ".compiled").exists():
         pytest.skip("make compiled has not been run: every module runs from its source")
-    lines = (ROOT / "scripts" / "compiled-modules").read_text().splitlines()
-    listed = [line for line in lines if line.strip() and not line.startswith("#")]
+    listed = _listed()
     assert len(listed) >= 20
     for path in listed:
         name = path.removesuffix(".py").replace("/", ".")
