@@ -231,6 +231,19 @@ class ReportDb:
             hi = last + 1e-3 if hi is None else hi
         return (lo, hi) if hi > lo else None
 
+    def walks(self, filters: Filters, grouped: str) -> list[tuple[str, str]]:
+        """(``INDEXED BY`` clause, condition) pairs that together read every call of the window.
+
+        A large window walks ``grouped``, which holds finished calls only (migration 9), then
+        the calls in progress, by their own small index; a small one walks the time index.
+        """
+        if not self.large(filters):
+            return [(self.index("calls_report_time"), "1")]
+        return [
+            (self.index(grouped), "disposition IS NOT NULL"),
+            (self.index("calls_in_progress"), "status = 'in_progress'"),
+        ]
+
     def large(self, filters: Filters) -> bool:
         """Whether the time window holds many calls (walk a grouped index, not the time one)."""
         where, params = Filters(filters.since, filters.until).where()

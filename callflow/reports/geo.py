@@ -65,15 +65,17 @@ def geo(
     where, params = filters.where()
     groups: dict[str, GeoRow] = {}
     if by != "zip" and db.links:  # schema 7: the place index has the disposition next
-        index = db.index("calls_report_geo" if db.large(filters) else "calls_report_time")
-        sql = (
-            f"SELECT {', '.join(_PLACE)}, disposition, count(*), total(talk_seconds >= ?), "
-            f"total(talk_seconds) FROM calls {index} WHERE {where} "
-            f"GROUP BY {', '.join(_PLACE)}, disposition"
-        )
-        for country, state, city, area, disp, n, conv, talk in db.all(
-            sql, [convert_after, *params]
-        ):
+        found = [
+            r
+            for walk, only in db.walks(filters, "calls_report_geo")
+            for r in db.all(
+                f"SELECT {', '.join(_PLACE)}, disposition, count(*), total(talk_seconds >= ?), "
+                f"total(talk_seconds) FROM calls {walk} WHERE {only} AND {where} "
+                f"GROUP BY {', '.join(_PLACE)}, disposition",
+                [convert_after, *params],
+            )
+        ]
+        for country, state, city, area, disp, n, conv, talk in found:
             key = _label(by, country, state, city, area)
             answered = disp == "answered"
             groups.setdefault(key, GeoRow(key, country)).add(

@@ -74,21 +74,25 @@ def sources(
         raise ValueError(f"--by must be among {', '.join(DIMENSIONS)}")
     where, params = filters.where()
     dims = ATTRIBUTION if set(by) <= set(ATTRIBUTION) else DIMENSIONS
-    index = db.index("calls_report_source" if db.large(filters) else "calls_report_time")
-    if dims is DIMENSIONS:
-        index = ""  # directory columns are not in the covering indexes
+    # The directory's columns are not in the covering indexes.
+    walks = db.walks(filters, "calls_report_source") if dims is ATTRIBUTION else [("", "1")]
     # Group by the whole attribution tuple (in the index's order: no sort), roll up in Python.
     n = len(dims)
     picks = [dims.index(d) for d in by]
     groups: dict[tuple[str | None, ...], SourceRow] = {}
     total = SourceRow(("total",))
     if db.links:  # schema 7: the source index has the disposition next, so group by it too
-        sql = (
-            f"SELECT {', '.join(dims)}, disposition, count(*), total(talk_seconds >= ?), "
-            f"total(talk_seconds) FROM calls {index} WHERE {where} "
-            f"GROUP BY {', '.join(dims)}, disposition"
-        )
-        for r in db.all(sql, [convert_after, *params]):
+        found = [
+            r
+            for walk, only in walks
+            for r in db.all(
+                f"SELECT {', '.join(dims)}, disposition, count(*), total(talk_seconds >= ?), "
+                f"total(talk_seconds) FROM calls {walk} WHERE {only} AND {where} "
+                f"GROUP BY {', '.join(dims)}, disposition",
+                [convert_after, *params],
+            )
+        ]
+        for r in found:
             disposition, calls, conv, talk = r[n:]
             answered = disposition == "answered"
             part = SourceRow(
@@ -103,6 +107,7 @@ def sources(
             groups.setdefault(part.key, SourceRow(part.key)).add(part)
             total.add(part)
         return _finish(groups, total, costs)
+    index = walks[0][0]  # before schema 7, a grouped index holds every call
     found, packed = db.tallied(
         lambda packed: (
             f"SELECT {', '.join(dims)}, count(*), "
