@@ -89,7 +89,7 @@ _STATE_DESCRIPTIONS: dict[str, tuple[str, str | None]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class CallerInfo:
     """What the caller's number and name tell about the caller."""
 
@@ -104,6 +104,33 @@ class CallerInfo:
     city: str | None = None
     timezone: str | None = None
     caller_name: str | None = None
+
+    def __init__(
+        self,
+        ani_raw: str | None,
+        e164: str | None = None,
+        valid: bool = False,
+        anonymous: bool = False,
+        country: str | None = None,
+        area_code: str | None = None,
+        region: str | None = None,
+        state: str | None = None,
+        city: str | None = None,
+        timezone: str | None = None,
+        caller_name: str | None = None,
+    ) -> None:
+        """Set the fields (written out for mypyc: scripts/compiled-modules)."""
+        object.__setattr__(self, "ani_raw", ani_raw)
+        object.__setattr__(self, "e164", e164)
+        object.__setattr__(self, "valid", valid)
+        object.__setattr__(self, "anonymous", anonymous)
+        object.__setattr__(self, "country", country)
+        object.__setattr__(self, "area_code", area_code)
+        object.__setattr__(self, "region", region)
+        object.__setattr__(self, "state", state)
+        object.__setattr__(self, "city", city)
+        object.__setattr__(self, "timezone", timezone)
+        object.__setattr__(self, "caller_name", caller_name)
 
 
 @dataclass(frozen=True, slots=True)

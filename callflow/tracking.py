@@ -12,7 +12,7 @@ __all__ = ["Attribution", "NumberIndex"]
 _MAX_DIGITS = 20
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Attribution:
     """Where a call came from, as far as its tracking number tells."""
 
@@ -24,6 +24,27 @@ class Attribution:
     medium: str | None = None
     keyword: str | None = None
     ad: str | None = None
+
+    def __init__(
+        self,
+        dnis: str,
+        tracking_number: str | None,
+        known: bool,
+        campaign: str,
+        source: str | None = None,
+        medium: str | None = None,
+        keyword: str | None = None,
+        ad: str | None = None,
+    ) -> None:
+        """Set the fields (written out for mypyc: scripts/compiled-modules)."""
+        object.__setattr__(self, "dnis", dnis)
+        object.__setattr__(self, "tracking_number", tracking_number)
+        object.__setattr__(self, "known", known)
+        object.__setattr__(self, "campaign", campaign)
+        object.__setattr__(self, "source", source)
+        object.__setattr__(self, "medium", medium)
+        object.__setattr__(self, "keyword", keyword)
+        object.__setattr__(self, "ad", ad)
 
 
 @dataclass(frozen=True, slots=True)

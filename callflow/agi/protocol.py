@@ -62,7 +62,7 @@ def _decode(data: bytes) -> str:
     return data.decode(_ENCODING, _ERRORS)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Header:
     """The ``agi_*`` environment Asterisk sends when a FastAGI connection opens."""
 
@@ -70,6 +70,19 @@ class Header:
     script: str = "/"
     query: Mapping[str, str] = field(default_factory=lambda: _EMPTY, hash=False)
     args: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        script: str = "/",
+        query: Mapping[str, str] = _EMPTY,
+        args: tuple[str, ...] = (),
+    ) -> None:
+        """Set the fields (written out for mypyc: scripts/compiled-modules)."""
+        object.__setattr__(self, "env", env)
+        object.__setattr__(self, "script", script)
+        object.__setattr__(self, "query", query)
+        object.__setattr__(self, "args", args)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, args: bool = True) -> Header:

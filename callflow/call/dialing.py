@@ -24,12 +24,17 @@ FAILOVER_KIND = {
 ANSWERED_ELSEWHERE = "ELSEWHERE"  # a simultaneous leg that lost to the one that answered
 
 
-@dataclass
+@dataclass(init=False)
 class DialLog:
     """What dialling a route did: attempts, and targets refused at dial time (and why)."""
 
-    attempts: list[DialAttempt] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)
+    attempts: list[DialAttempt] = field(init=False)
+    refused: list[str] = field(init=False)
+
+    def __init__(self) -> None:
+        """Start empty (written out for mypyc: scripts/compiled-modules)."""
+        self.attempts = []
+        self.refused = []
 
     @property
     def answered(self) -> DialAttempt | None:
@@ -37,7 +42,7 @@ class DialLog:
         return next((a for a in self.attempts if a.result == "ANSWER"), None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class DialContext:
     """What dialling needs besides the AGI session."""
 
@@ -50,6 +55,29 @@ class DialContext:
     ani_e164: str | None = None
     live: LiveAnswers | None = None  # answered legs seen over AMI, before the Dial ends
     on_answer: Callable[[Mapping[str, Any]], None] | None = None  # told such a leg's fields
+
+    def __init__(
+        self,
+        uniqueid: str,
+        campaign: str,
+        counters: Counters,
+        clock: Callable[[], float],
+        on_attempt: Callable[[DialAttempt], None],
+        billing: BillingState | None = None,
+        ani_e164: str | None = None,
+        live: LiveAnswers | None = None,
+        on_answer: Callable[[Mapping[str, Any]], None] | None = None,
+    ) -> None:
+        """Set the fields (written out for mypyc: scripts/compiled-modules)."""
+        object.__setattr__(self, "uniqueid", uniqueid)
+        object.__setattr__(self, "campaign", campaign)
+        object.__setattr__(self, "counters", counters)
+        object.__setattr__(self, "clock", clock)
+        object.__setattr__(self, "on_attempt", on_attempt)
+        object.__setattr__(self, "billing", billing)
+        object.__setattr__(self, "ani_e164", ani_e164)
+        object.__setattr__(self, "live", live)
+        object.__setattr__(self, "on_answer", on_answer)
 
     def acquire(self, target: Target, group: str, now: float) -> str | None:
         """Take a target for this call, or say why not (no await: exact under concurrency)."""

@@ -26,7 +26,7 @@ __all__ = [
 Step = tuple[Target, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Route:
     """Dial the plan's steps in order (eligible targets only); then the fallback, if any."""
 
@@ -36,6 +36,23 @@ class Route:
     max_attempts: int
     failover_on: frozenset[str]  # of "busy", "noanswer", "unavailable"
     fallback: Action | None
+
+    def __init__(
+        self,
+        rule: str,
+        group: str,
+        plan: tuple[Step, ...],
+        max_attempts: int,
+        failover_on: frozenset[str],
+        fallback: Action | None,
+    ) -> None:
+        """Set the fields (written out for mypyc: scripts/compiled-modules)."""
+        object.__setattr__(self, "rule", rule)
+        object.__setattr__(self, "group", group)
+        object.__setattr__(self, "plan", plan)
+        object.__setattr__(self, "max_attempts", max_attempts)
+        object.__setattr__(self, "failover_on", failover_on)
+        object.__setattr__(self, "fallback", fallback)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +111,17 @@ class Hangup:
 Action = Route | RunIvr | CollectZip | Play | Voicemail | Reject | Hangup
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Decision:
     """The action for a call and the trace that explains it."""
 
     action: Action
     trace: Trace
+
+    def __init__(self, action: Action, trace: Trace) -> None:
+        """Set the fields (written out for mypyc: scripts/compiled-modules)."""
+        object.__setattr__(self, "action", action)
+        object.__setattr__(self, "trace", trace)
 
 
 @functools.lru_cache(maxsize=64)  # a handful of sets, one per route setting

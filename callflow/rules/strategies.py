@@ -27,7 +27,7 @@ class Member:
     position: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Situation:
     """What a strategy may look at: the group, the call, the counters, the time, the RNG."""
 
@@ -37,6 +37,23 @@ class Situation:
     counters: Counters
     now: float
     rng: random.Random
+
+    def __init__(
+        self,
+        group: str,
+        size: int,
+        facts: CallFacts,
+        counters: Counters,
+        now: float,
+        rng: random.Random,
+    ) -> None:
+        """Set the fields (written out for mypyc: scripts/compiled-modules)."""
+        object.__setattr__(self, "group", group)
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "facts", facts)
+        object.__setattr__(self, "counters", counters)
+        object.__setattr__(self, "now", now)
+        object.__setattr__(self, "rng", rng)
 
     def usage(self, member: Member) -> Usage:
         """Return a member's usage now."""

@@ -11,7 +11,7 @@ __all__ = ["Note", "RuleCheck", "TargetCheck", "Trace", "TraceEntry"]
 _VERSION = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class RuleCheck:
     """A rule that was tested: matched or not, and why not (its first failing condition)."""
 
@@ -19,8 +19,14 @@ class RuleCheck:
     matched: bool
     reason: str = ""
 
+    def __init__(self, rule: str, matched: bool, reason: str = "") -> None:
+        """Set the fields (written out for mypyc: scripts/compiled-modules)."""
+        object.__setattr__(self, "rule", rule)
+        object.__setattr__(self, "matched", matched)
+        object.__setattr__(self, "reason", reason)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class TargetCheck:
     """A target considered for a group: taken (with its step) or skipped (with the reason)."""
 
@@ -29,22 +35,37 @@ class TargetCheck:
     taken: bool
     reason: str
 
+    def __init__(self, group: str, target: str, taken: bool, reason: str) -> None:
+        """Set the fields (written out for mypyc: scripts/compiled-modules)."""
+        object.__setattr__(self, "group", group)
+        object.__setattr__(self, "target", target)
+        object.__setattr__(self, "taken", taken)
+        object.__setattr__(self, "reason", reason)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class Note:
     """Anything else worth knowing about the decision (strategy, sticky, fallback, index)."""
 
     text: str
 
+    def __init__(self, text: str) -> None:
+        """Set the fields (written out for mypyc: scripts/compiled-modules)."""
+        object.__setattr__(self, "text", text)
+
 
 TraceEntry = RuleCheck | TargetCheck | Note
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Trace:
     """The ordered entries explaining one decision."""
 
     entries: tuple[TraceEntry, ...] = ()
+
+    def __init__(self, entries: tuple[TraceEntry, ...] = ()) -> None:
+        """Set the fields (written out for mypyc: scripts/compiled-modules)."""
+        object.__setattr__(self, "entries", entries)
 
     @property
     def matched_rule(self) -> str | None:
