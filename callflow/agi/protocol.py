@@ -39,8 +39,16 @@ _ENCODING = "utf-8"
 _ERRORS = "surrogateescape"
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _ARG_RE = re.compile(r"agi_arg_([0-9]{1,9})\Z")
-#: A header line as ``_add_line`` accepts it, between newlines (one space after the colon dropped).
-_LINE_RE = re.compile(r"\n(agi_[A-Za-z0-9_]+): ?([^\r\n]*)\r?(?=\n)")
+#: The keys res_agi.c sends (``setup_env``), besides ``agi_arg_N``: recognised by one lookup.
+# fmt: off
+_KEYS = frozenset({
+    "agi_network", "agi_network_script", "agi_request", "agi_channel", "agi_language",
+    "agi_type", "agi_uniqueid", "agi_version", "agi_callerid", "agi_calleridname",
+    "agi_callingpres", "agi_callingani2", "agi_callington", "agi_callingtns", "agi_dnid",
+    "agi_rdnis", "agi_context", "agi_extension", "agi_priority", "agi_enhanced",
+    "agi_accountcode", "agi_threadid",
+})
+# fmt: on
 _REPLY_RE = re.compile(r"([1-5][0-9]{2})([ -])(.*)\Z", re.DOTALL)
 _VERB_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?: [A-Za-z][A-Za-z0-9_]*)*\Z")
 
@@ -230,19 +238,30 @@ class HeaderParser:
 
     def _add_lines(self, block: bytes) -> None:
         """Record complete ``agi_key: value`` lines (a block ending at a line boundary)."""
-        self._args = self._args or b"agi_arg_" in block
-        if len(block) < self._max_line:  # no line can be too long: one regex pass
-            text = _decode(block)
-            pairs = _LINE_RE.findall(f"\n{text}\n")
-            if len(pairs) == text.count("\n") + (not text.endswith("\n")):
-                self._env.update(pairs)
-                return
+        args = b"agi_arg_" in block
+        self._args = self._args or args
+        if len(block) < self._max_line and b"\r" not in block and self._add_known(block, args):
+            return
         for line in block.split(b"\n"):  # line by line, to name the first bad one
             if not line:
                 continue  # the empty piece after the block's final newline
             if len(line) + 1 > self._max_line:
                 raise ProtocolError(f"header line longer than {self._max_line} bytes")
             self._add_line(line[:-1] if line.endswith(b"\r") else line)
+
+    def _add_known(self, block: bytes, args: bool) -> bool:
+        """Record the block's lines if each is ``key: value`` with a key res_agi.c sends.
+
+        False at the first other line; ``_add_line`` then decides, line by line.
+        """
+        env = self._env
+        for line in _decode(block).split("\n"):
+            key, sep, value = line.partition(": ")
+            if sep and (key in _KEYS or (args and _ARG_RE.match(key) is not None)):
+                env[key] = value
+            elif line:  # not the empty piece after the block's final newline
+                return False
+        return True
 
     def eof(self) -> None:
         """Signal end of input; raise IncompleteHeader unless the header was complete."""

@@ -195,6 +195,31 @@ def test_header_values_keep_inner_carriage_returns_and_colons() -> None:
     assert dict(header.env) == {"agi_a": "x\ry", "agi_b": "no space: here", "agi_c": " two"}
 
 
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [b"agi_type: PJSIP", b"agi_callerid: +1 (415) 555-0100", b"agi_dnid: 8005550100"],
+        [b"agi_network_script: inbound?x=1: y", b"agi_type:  two spaces", b"agi_arg_3: c: d"],
+        [b"agi_type:PJSIP", b"agi_context: from-carrier", b"agi_arg_12: twelve"],
+        [b"agi_calleridname: Jos\xc3\xa9 \xff", b"agi_custom_key: kept", b"agi_threadid: 1"],
+        [b"agi_arg_1234567890: ten digits", b"agi__: odd but valid", b"agi_enhanced: 0.0"],
+    ],
+)
+def test_known_keys_parse_as_line_by_line(lines: list[bytes]) -> None:
+    # max_line below the block's size makes the parser take every line on its own.
+    data = b"\n".join([*lines, b"agi_request: agi://127.0.0.1/x" + b"x" * 40]) + b"\n\n"
+    by_line = HeaderParser(max_line=80).feed(data)
+    assert by_line is not None
+    assert parse_header(data).env == by_line.env
+    assert parse_header(data).args == by_line.args
+
+
+@pytest.mark.parametrize("bad", [b"agi_type PJSIP", b"agi_type", b"agi-type: x", b"type: x"])
+def test_a_bad_line_after_known_ones_is_refused(bad: bytes) -> None:
+    with pytest.raises(ProtocolError, match="not an AGI header line"):
+        HeaderParser().feed(b"agi_type: PJSIP\nagi_dnid: 1\n" + bad + b"\n\n")
+
+
 def test_oversized_header_is_rejected() -> None:
     parser = HeaderParser(max_size=1024)
     with pytest.raises(ProtocolError):
