@@ -60,9 +60,12 @@ START_COLUMNS: Final = tuple(f.name for f in fields(CallStart))
 END_COLUMNS: Final = tuple(f.name for f in fields(CallEnd) if f.name != "uniqueid")
 CALL_COLUMNS: Final = (*START_COLUMNS, *END_COLUMNS, "recording_bytes", "status", "updated_at")
 ATTEMPT_COLUMNS: Final = tuple(f.name for f in fields(DialAttempt))
-#: Columns stored as 0/1 and handed back as bool.
+#: Columns stored as 0/1 and handed back as bool. A field's type is the text "bool" from source,
+#: the class itself when records.py runs compiled (mypyc keeps annotations evaluated).
 BOOL_COLUMNS: Final = frozenset(
-    f.name for f in (*fields(CallStart), *fields(CallEnd), *fields(DialAttempt)) if f.type == "bool"
+    f.name
+    for f in (*fields(CallStart), *fields(CallEnd), *fields(DialAttempt))
+    if f.type in ("bool", bool)
 )
 #: Columns holding UTC epoch seconds (rendered as ISO-8601 by exports).
 TIME_COLUMNS: Final = frozenset({"started_at", "answered_at", "ended_at", "updated_at"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import dataclasses
 import tempfile
@@ -11,7 +12,15 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callflow.store import DISPOSITIONS, CallEnd, CallStart, CdrReader, CdrStore, DialAttempt
+import callflow
+from callflow.store import (
+    DISPOSITIONS,
+    CallEnd,
+    CallStart,
+    CdrReader,
+    CdrStore,
+    DialAttempt,
+)
 from callflow.store.records import HANGUP_BY
 
 _BY_TYPE: dict[str, st.SearchStrategy[Any]] = {
@@ -25,9 +34,23 @@ _BY_TYPE: dict[str, st.SearchStrategy[Any]] = {
 }
 
 
+def _declared(cls: type[Any]) -> dict[str, str]:
+    """Each field's annotation as records.py writes it (compiled, a union's type is lost)."""
+    source = (Path(callflow.__file__).parent / "store" / "records.py").read_text()
+    body = next(
+        n for n in ast.parse(source).body if isinstance(n, ast.ClassDef) and n.name == cls.__name__
+    ).body
+    return {
+        s.target.id: ast.unparse(s.annotation)
+        for s in body
+        if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)
+    }
+
+
 def _record(cls: type[Any], **fixed: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     """A strategy filling every field of a record by its declared type."""
-    kwargs = {f.name: _BY_TYPE[str(f.type)] for f in dataclasses.fields(cls)}
+    declared = _declared(cls)
+    kwargs = {f.name: _BY_TYPE[declared[f.name]] for f in dataclasses.fields(cls)}
     return st.builds(cls, **{**kwargs, **fixed})
 
 
