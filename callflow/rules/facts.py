@@ -12,6 +12,7 @@ __all__ = ["ZIP_KEY", "CallFacts"]
 #: The key of ``CallFacts.ivr`` under which the call flow records the ZIP the caller entered.
 ZIP_KEY = "zip"
 
+#: No IVR input yet: one shared, read-only empty mapping (each call copies it to add digits).
 _NO_IVR: Mapping[str, str] = MappingProxyType({})
 
 
