@@ -6,7 +6,9 @@ a row. A writer task drains the queue every ``batch_interval`` seconds (at once 
 ``BEGIN IMMEDIATE`` transaction, in one trip to the connection's thread. ``finish_call`` queues
 its UPDATE and returns once the batch holding it has been committed, so many calls ending
 together share one commit. They resume a few per loop turn, so new calls' I/O is never held
-behind a whole batch of endings.
+behind a whole batch of endings. The queue and the caller caches, which the call flow touches
+on every call, are ``CdrQueue`` (``callflow.store.queue``, compiled); ``CdrStore`` adds the
+writer task.
 
 Durability (WAL journal, ``synchronous=NORMAL``):
 
@@ -39,7 +41,6 @@ import math
 import os
 import sqlite3
 import time
-from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
@@ -49,7 +50,8 @@ import structlog
 
 from callflow.store.connection import StrPath, in_thread, open_reader, open_writer
 from callflow.store.errors import RowRejected, StoreClosed, StoreError, UnknownCall
-from callflow.store.records import ANSWERED, AttemptHistory, CallEnd, CallStart, DialAttempt
+from callflow.store.queue import FINISH, START, CdrQueue, Op
+from callflow.store.records import ANSWERED, AttemptHistory, CallEnd
 from callflow.store.schema import (
     ATTEMPTS_SINCE,
     END_COLUMNS,
@@ -57,8 +59,6 @@ from callflow.store.schema import (
     IN_PROGRESS,
     INSERT_ATTEMPT,
     INSERT_CALL,
-    LAST_ANSWERED,
-    LAST_SEEN,
     LATEST_START,
     LINK_NEXT_CALL,
     LOAD_STATE,
@@ -69,9 +69,7 @@ from callflow.store.schema import (
     SET_RECORDING_BYTES,
     START_COLUMNS,
     WARM_ANI,
-    attempt_params,
     end_params,
-    start_params,
 )
 
 __all__ = ["CdrStore"]
@@ -80,11 +78,6 @@ T = TypeVar("T")
 
 log = structlog.get_logger(__name__)
 
-_START: Final = 0
-_ATTEMPT: Final = 1
-_FINISH: Final = 2
-_RECORDING: Final = 3
-_STATE: Final = 4
 _SQL: Final = (INSERT_CALL, INSERT_ATTEMPT, FINISH_CALL, SET_RECORDING_BYTES, SAVE_STATE)
 _KIND: Final = ("start_call", "add_attempt", "finish_call", "set_recording_bytes", "save_state")
 _ANI_AT: Final = (START_COLUMNS.index("ani_e164"), START_COLUMNS.index("started_at"))
@@ -100,26 +93,8 @@ _TX_BACKOFF_MAX: Final = 5.0
 #: Callers resumed per loop turn after a commit. Resuming a whole batch's calls at once held
 #: new calls' routing decisions behind the burst (p99 at 500 calls/s: see BENCHMARKS.md).
 _RESUME_SLICE: Final = 4
-#: Calls in progress whose number and start the store keeps for their finish (past it, all
-#: are forgotten at once, in O(1): their finishes find them in the database instead).
-_CALLERS_MAX: Final = 100_000
 #: Rows the writer's thread writes between yields of its core (about half a millisecond).
 _YIELD_EVERY: Final = 16
-
-
-class _Op:
-    """One queued write: statement kind, bound values, and the future of an awaiting caller."""
-
-    __slots__ = ("future", "kind", "params", "uniqueid")
-
-    def __init__(
-        self, kind: int, params: tuple[Any, ...], uniqueid: str, future: asyncio.Future[None] | None
-    ) -> None:
-        """Build a queued write."""
-        self.kind = kind
-        self.params = params
-        self.uniqueid = uniqueid
-        self.future = future
 
 
 class _Retry:
@@ -153,18 +128,18 @@ class _Split(Exception):
 
 
 def _links(
-    kind: int, ops: list[_Op], callers: dict[str, tuple[str, float]]
+    kind: int, ops: list[Op], callers: dict[str, tuple[str, float]]
 ) -> list[tuple[str, list[tuple[Any, ...]]]]:
     """The statements keeping the caller links exact after these writes (migration 7).
 
     ``callers`` holds the number and start of calls whose row this store wrote; a finished
     call found there is relinked by them (and forgotten), any other through its row.
     """
-    if kind == _START:
+    if kind == START:
         ani, at = _ANI_AT
         rows = [(op.params[ani], op.params[at]) for op in ops if op.params[ani]]
         return [(LINK_NEXT_CALL, rows)] if rows else []
-    if kind == _FINISH:
+    if kind == FINISH:
         # Only an answered call is some earlier call's next answered call: a call that ends
         # any other way leaves every link as it was (its own was set when it started).
         known: list[tuple[Any, ...]] = []
@@ -254,7 +229,7 @@ def _fail(future: asyncio.Future[None] | None, exc: BaseException) -> None:
         future.set_exception(exc)
 
 
-class CdrStore:
+class CdrStore(CdrQueue):
     """The daemon's only CDR writer; create it with ``await CdrStore.open(path)``."""
 
     def __init__(
@@ -268,43 +243,21 @@ class CdrStore:
         clock: Callable[[], float],
     ) -> None:
         """Wire up an opened store (use ``open``, which also starts the writer task)."""
-        self._clock = clock
+        super().__init__(rconn, max_batch=max_batch, ani_cache_size=ani_cache_size, clock=clock)
         self._conn = conn
-        self._rconn = rconn
         self._batch_interval = batch_interval
-        self._max_batch = max_batch
-        self._ani_cache_size = ani_cache_size
-        self._loop = asyncio.get_running_loop()
-        self._ops: deque[_Op] = deque()
-        self._inflight: list[_Op] = []
-        self._oldest = 0.0
-        self._wake = asyncio.Event()
-        self._kick = asyncio.Event()
+        self._inflight: list[Op] = []
         self._tx_lock = asyncio.Lock()
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._enqueued = 0
-        self._done = 0
-        self._closing = False
         self._closing_at: float | None = None
         self._gave_up_closing = False
-        self._dead: BaseException | None = None
         self._closer: asyncio.Task[None] | None = None
-        self._ani_seen: OrderedDict[str, float] = OrderedDict()
-        # uniqueid -> (number, started_at) of the calls started here and not finished yet.
-        self._callers: dict[str, tuple[str, float]] = {}
-        # Every number that started a call at or after _known_since is in _ani_seen, except
-        # those evicted (all last seen at or before _evicted_upto): a miss past both is a "no".
-        self._answered_by: OrderedDict[str, tuple[str, float] | None] = OrderedDict()
-        self._known_since = math.inf
-        self._evicted_upto = -math.inf
         self._task = self._loop.create_task(self._run(), name="cdr-writer")
         self._task.add_done_callback(self._writer_done)
         #: Transactions committed so far (batches, row-by-row retries, resolutions).
         self.commits = 0
         #: Rows SQLite refused (logged and failed individually).
         self.rejected_rows = 0
-        #: Repeat-caller and sticky-routing lookups that had to ask SQLite (cache misses).
-        self.ani_lookups = 0
 
     @classmethod
     async def open(
@@ -353,36 +306,7 @@ class CdrStore:
         """Flush and close the store."""
         await self.close()
 
-    @property
-    def pending(self) -> int:
-        """Writes queued or being committed, not yet done."""
-        return self._enqueued - self._done
-
-    # -- the hot path -------------------------------------------------------------------------
-
-    def start_call(self, call: CallStart) -> None:
-        """Queue the call's in-progress row and return at once (no await, no SQL)."""
-        self._enqueue(_Op(_START, start_params(call, self._clock()), call.uniqueid, None))
-        if call.ani_e164:
-            self._remember(call.ani_e164, call.started_at)
-            callers = self._callers
-            callers[call.uniqueid] = (call.ani_e164, call.started_at)
-            if len(callers) > _CALLERS_MAX:  # calls never finished (a leak): forget them all
-                callers.clear()
-
-    def add_attempt(self, attempt: DialAttempt) -> None:
-        """Queue one dial attempt of a started call and return at once."""
-        self._enqueue(_Op(_ATTEMPT, attempt_params(attempt), attempt.uniqueid, None))
-
-    def set_recording_bytes(self, uniqueid: str, size: int) -> None:
-        """Queue the size of a call's recording, known once Asterisk has closed the file."""
-        self._enqueue(_Op(_RECORDING, (size, self._clock(), uniqueid), uniqueid, None))
-
-    async def finish_call(self, end: CallEnd) -> None:
-        """Queue the call's final state and return once it is committed (group commit)."""
-        future: asyncio.Future[None] = self._loop.create_future()
-        self._enqueue(_Op(_FINISH, end_params(end, self._clock()), end.uniqueid, future))
-        await future
+    # -- waiting for the writer ---------------------------------------------------------------
 
     async def flush(self) -> None:
         """Wait until everything queued so far has been written (or failed and logged)."""
@@ -396,26 +320,6 @@ class CdrStore:
         self._kick.set()
         await future
 
-    async def is_repeat_caller(self, ani_e164: str, since: float) -> bool:
-        """Whether this E.164 number started a call at or after ``since`` (ask before start_call).
-
-        The last start time per number is cached (updated by ``start_call``), so the common case
-        runs no SQL; a miss asks the read connection once via the (ani_e164, started_at) index.
-        """
-        if not ani_e164:
-            return False
-        last = self._ani_seen.get(ani_e164)
-        if last is None and self._complete_since(since):
-            return False  # the cache holds every caller since then: no SQL needed
-        if last is None:
-            self.ani_lookups += 1
-            rows = list(await self._rconn.execute_fetchall(LAST_SEEN, (ani_e164,)))
-            found = rows[0][0] if rows else None
-            last = self._remember(ani_e164, -math.inf if found is None else float(found))
-        else:
-            self._ani_seen.move_to_end(ani_e164)
-        return last >= since
-
     async def warm_repeat_cache(self, since: float) -> int:
         """Load every number seen since ``since`` so repeat checks for that window need no SQL."""
         await self.flush()
@@ -426,39 +330,6 @@ class CdrStore:
             self._remember(str(ani), float(last))
         self._known_since = min(self._known_since, since)
         return len(rows)
-
-    def _complete_since(self, since: float) -> bool:
-        """Whether every number that called at or after ``since`` is in the repeat cache."""
-        return since >= self._known_since and since > self._evicted_upto
-
-    async def last_answered(
-        self, ani_e164: str, since: float = -math.inf
-    ) -> tuple[str, float] | None:
-        """The target that last answered this caller and when (cached; for sticky routing).
-
-        Ask before ``start_call``: a number the repeat cache has not seen since ``since`` was
-        not answered since then either, so that is None without SQL (older answers are ignored).
-        """
-        if not ani_e164:
-            return None
-        if ani_e164 in self._answered_by:
-            return self._answered_by[ani_e164]
-        seen = self._ani_seen.get(ani_e164)
-        if (seen is None and self._complete_since(since)) or (seen is not None and seen < since):
-            return None
-        self.ani_lookups += 1
-        rows = list(await self._rconn.execute_fetchall(LAST_ANSWERED, (ani_e164,)))
-        found = (str(rows[0][0]), float(rows[0][1])) if rows else None
-        self.note_answered(ani_e164, found)
-        return found
-
-    def note_answered(self, ani_e164: str, answer: tuple[str, float] | None) -> None:
-        """Remember who answered a caller (the call flow calls this when a call is answered)."""
-        cache = self._answered_by
-        cache[ani_e164] = answer
-        cache.move_to_end(ani_e164)
-        if len(cache) > self._ani_cache_size:
-            cache.popitem(last=False)
 
     async def attempts_since(self, since: float) -> list[AttemptHistory]:
         """Dial attempts started since a time, for rebuilding the routing counters."""
@@ -471,10 +342,6 @@ class CdrStore:
         await self.flush()
         rows = list(await self._rconn.execute_fetchall(LOAD_STATE, (key,)))
         return str(rows[0][0]) if rows else None
-
-    def save_state(self, key: str, value: str) -> None:
-        """Queue a value to keep across restarts."""
-        self._enqueue(_Op(_STATE, (key, value), key, None))
 
     async def transact(self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
         """Run ``work`` (its own transaction) on the writer connection, between batches.
@@ -571,37 +438,6 @@ class CdrStore:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _check_alive(self) -> None:
-        """Raise StoreClosed if the store no longer accepts writes."""
-        if self._closing:
-            raise StoreClosed("the CDR store is closed") from self._dead
-
-    def _enqueue(self, op: _Op) -> None:
-        """Append a write and wake the writer when needed."""
-        self._check_alive()
-        ops = self._ops
-        ops.append(op)
-        self._enqueued += 1
-        n = len(ops)
-        if n == 1:
-            self._oldest = self._loop.time()
-            self._wake.set()
-        if n >= self._max_batch:
-            self._kick.set()
-
-    def _remember(self, ani: str, started_at: float) -> float:
-        """Record a start time for a number in the LRU cache; return the latest known."""
-        cache = self._ani_seen
-        last = cache.get(ani)
-        if last is None or started_at > last:
-            last = started_at
-        cache[ani] = last
-        cache.move_to_end(ani)
-        if len(cache) > self._ani_cache_size:
-            _, evicted = cache.popitem(last=False)
-            self._evicted_upto = max(self._evicted_upto, evicted)
-        return last
-
     async def _run(self) -> None:
         """The writer task: wait for work, gather a batch, write it, release flush waiters."""
         while True:
@@ -624,7 +460,7 @@ class CdrStore:
             self._done += len(batch)
             self._release_waiters()
 
-    def _take(self) -> list[_Op]:
+    def _take(self) -> list[Op]:
         """Pop up to max_batch queued writes."""
         ops = self._ops
         batch = [ops.popleft() for _ in range(min(len(ops), self._max_batch))]
@@ -634,7 +470,7 @@ class CdrStore:
             self._kick.clear()
         return batch
 
-    async def _resume(self, batch: list[_Op]) -> None:
+    async def _resume(self, batch: list[Op]) -> None:
         """Resume the batch's waiting callers, a few per loop turn (failed ones are done)."""
         resumed = 0
         for op in batch:
@@ -660,7 +496,7 @@ class CdrStore:
                 keep.append((target, future))
         self._waiters = keep
 
-    async def _write(self, batch: list[_Op]) -> None:
+    async def _write(self, batch: list[Op]) -> None:
         """Write one batch, retrying a failed transaction with backoff before giving up."""
         if self._gave_up_closing:  # the database stayed unwritable: fail the rest at once
             self._lose(batch, StoreClosed("the CDR database stayed unwritable while closing"))
@@ -688,15 +524,15 @@ class CdrStore:
         closing_at = self._closing_at
         return closing_at is not None and self._loop.time() + delay > closing_at + _TX_CLOSE_GRACE
 
-    async def _write_batch(self, batch: list[_Op]) -> None:
+    async def _write_batch(self, batch: list[Op]) -> None:
         """Commit a batch with one executemany per kind; on a bad row, go row by row."""
-        groups: tuple[list[_Op], ...] = tuple([] for _ in _SQL)
+        groups: tuple[list[Op], ...] = tuple([] for _ in _SQL)
         for op in batch:
             groups[op.kind].append(op)
         steps: list[_Step] = []
         for kind, ops in enumerate(groups):
             if ops:
-                finished = len(ops) if kind == _FINISH else None
+                finished = len(ops) if kind == FINISH else None
                 steps.append((_SQL[kind], [op.params for op in ops], finished))
                 steps.extend((sql, rows, None) for sql, rows in _links(kind, ops, self._callers))
         try:
@@ -707,7 +543,7 @@ class CdrStore:
             return
         self.commits += 1
 
-    async def _write_rows(self, ops: list[_Op]) -> None:
+    async def _write_rows(self, ops: list[Op]) -> None:
         """Commit a batch statement by statement in one transaction, skipping refused rows."""
         conn = self._conn
         outcomes: list[StoreError | None] = []
@@ -722,7 +558,7 @@ class CdrStore:
                     outcomes.append(self._reject(op, exc))
                     continue
                 outcomes.append(
-                    self._reject(op, None) if op.kind == _FINISH and cur.rowcount == 0 else None
+                    self._reject(op, None) if op.kind == FINISH and cur.rowcount == 0 else None
                 )
                 if outcomes[-1] is None:
                     for links in _links(op.kind, [op], self._callers):
@@ -737,9 +573,9 @@ class CdrStore:
                 self.rejected_rows += 1
                 _fail(op.future, outcome)
 
-    def _reject(self, op: _Op, exc: sqlite3.Error | None) -> StoreError:
+    def _reject(self, op: Op, exc: sqlite3.Error | None) -> StoreError:
         """Log a refused row and build the error its caller will get."""
-        if op.kind == _START:  # its number and start are not the row's (a uniqueid started twice)
+        if op.kind == START:  # its number and start are not the row's (a uniqueid started twice)
             self._callers.pop(op.uniqueid, None)
         log.error("cdr_row_rejected", op=_KIND[op.kind], uniqueid=op.uniqueid, error=repr(exc))
         if exc is None:
@@ -748,7 +584,7 @@ class CdrStore:
         err.__cause__ = exc
         return err
 
-    def _lose(self, batch: list[_Op], exc: Exception) -> None:
+    def _lose(self, batch: list[Op], exc: Exception) -> None:
         """Give up on a batch that could not be written: log it and fail its callers."""
         self.rejected_rows += len(batch)
         log.error(

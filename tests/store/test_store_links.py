@@ -13,7 +13,7 @@ import pytest
 import structlog
 from cdr_samples import T0, OpenStore, make_end, make_start
 
-from callflow.store import CallEnd, CallStart, UnknownCall, writer
+from callflow.store import CallEnd, CallStart, UnknownCall
 from callflow.store.migrations import MIGRATIONS, migrate
 from callflow.store.writer import _out_of_order
 
@@ -219,8 +219,9 @@ async def test_a_uniqueid_started_twice_keeps_the_links_of_the_row_written(
 ) -> None:
     """SQLite refuses the second start, and the store forgets it: the call is relinked by
     its row, whether the store still knew the first start or had forgotten it past its bound."""
-    monkeypatch.setattr(writer, "_CALLERS_MAX", 1 if forgotten else writer._CALLERS_MAX)
     store = await open_store()
+    if forgotten:
+        store._callers_max = 1
     missed = make_start(0, uniqueid="m", linkedid="m", started_at=T0, ani_e164="+15550008")
     store.start_call(missed)
     await store.finish_call(make_end(missed, disposition="busy"))
@@ -238,10 +239,10 @@ async def test_a_uniqueid_started_twice_keeps_the_links_of_the_row_written(
 
 
 async def test_the_calls_kept_for_their_finish_are_bounded(
-    open_store: OpenStore, db_path: Path, monkeypatch: pytest.MonkeyPatch
+    open_store: OpenStore, db_path: Path
 ) -> None:
-    monkeypatch.setattr(writer, "_CALLERS_MAX", 2)
     store = await open_store()
+    store._callers_max = 2
     starts = _starts("k", 5, "+15550006")
     for start in starts:
         store.start_call(start)

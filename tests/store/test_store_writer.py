@@ -458,8 +458,9 @@ async def test_a_dead_writer_is_loud(
             await store.finish_call(make_end(call))
     assert isinstance(info.value.__cause__, RuntimeError)
     assert [e["log_level"] for e in logs if e["event"] == "cdr_writer_died"] == ["critical"]
-    with pytest.raises(StoreClosed):
+    with pytest.raises(StoreClosed) as later:  # raised by the compiled queue: cause kept
         store.start_call(make_start(2))
+    assert isinstance(later.value.__cause__, RuntimeError)
     await store.close()
 
 
