@@ -271,7 +271,9 @@ class AgiSession:
                     raise AgiTimeout(f"{verb}: no reply within {limit}s") from None
                 if isinstance(exc, AgiDisconnected):
                     raise
-                raise AgiDisconnected(f"{verb}: connection lost: {exc}") from exc
+                lost = AgiDisconnected(f"{verb}: connection lost: {exc}")
+                lost.__cause__ = exc  # not `raise ... from`: compiled, that drops the cause
+                raise lost  # noqa: B904 (its cause is set above)
             except BaseException:
                 # Cancelled or garbled mid-command: the next reply can no longer be matched.
                 self.abort()

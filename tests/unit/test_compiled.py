@@ -65,17 +65,34 @@ def _listed() -> list[str]:
     return listed
 
 
-def test_compiled_modules_never_wait_in_a_finally_block() -> None:
+def test_compiled_modules_never_wait_in_an_except_or_finally_block() -> None:
     # Compiled by mypyc 2.4.1, an exception that went through a `finally:` that awaits came
-    # back out of a later such block, in another coroutine (near mypyc/mypyc#1114 and #1177).
+    # back out of a later such block, in another coroutine (near mypyc/mypyc#1114 and #1177);
+    # one caught by an `except:` that awaits came back out of a later await (the CDR writer's
+    # batch split, tried compiled).
     waits = []
     for path in _listed():
         for node in ast.walk(ast.parse((ROOT / path).read_text())):
             if isinstance(node, ast.Try | ast.TryStar):
-                for inner in (n for stmt in node.finalbody for n in ast.walk(stmt)):
+                blocks = [*node.finalbody, *(s for h in node.handlers for s in h.body)]
+                for inner in (n for stmt in blocks for n in ast.walk(stmt)):
                     if isinstance(inner, ast.Await | ast.AsyncWith | ast.AsyncFor):
                         waits.append(f"{path}:{inner.lineno}")
     assert waits == []
+
+
+def test_compiled_modules_set_a_cause_explicitly() -> None:
+    # mypyc ignores the `from` of `raise ... from exc`: the cause would be lost (`from None`
+    # only hides the context in a traceback, so that one may stay).
+    dropped = [
+        f"{path}:{node.lineno}"
+        for path in _listed()
+        for node in ast.walk(ast.parse((ROOT / path).read_text()))
+        if isinstance(node, ast.Raise)
+        and node.cause is not None
+        and not (isinstance(node.cause, ast.Constant) and node.cause.value is None)
+    ]
+    assert dropped == []
 
 
 def test_every_listed_module_runs_compiled_once_built() -> None:
