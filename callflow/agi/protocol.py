@@ -329,7 +329,7 @@ class Reply(NamedTuple):
     def parse(cls, code: int, text: str, rest: str) -> Reply:
         """Build a Reply from its code, the full raw text and the part after the code."""
         if not rest.startswith("result="):
-            return cls(code, text=text)
+            return _reply(code, "", None, _EMPTY, text)
         result, _, tail = rest[len("result=") :].partition(" ")
         data: str | None = None
         close = tail.rfind(")")
@@ -344,7 +344,15 @@ class Reply(NamedTuple):
                 if sep and key:
                     found[key] = value
             extras = MappingProxyType(found) if found else _EMPTY
-        return cls(code, result, data, extras, text)
+        return _reply(code, result, data, extras, text)
+
+
+def _reply(code: int, result: str, data: str | None, extras: Mapping[str, str], text: str) -> Reply:
+    """Build a Reply from all its fields, without the named tuple's generated ``__new__``.
+
+    That one runs interpreted, even called from compiled code, and a call builds two replies.
+    """
+    return tuple.__new__(Reply, (code, result, data, extras, text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,7 +439,7 @@ class ReplyParser:
             return None
         text = "\n".join(self._block)
         self._block = None
-        return Reply(code=int(self._block_code), text=text)
+        return _reply(int(self._block_code), "", None, _EMPTY, text)
 
 
 def _quote(value: str) -> str:
