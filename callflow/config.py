@@ -612,9 +612,13 @@ class Target(_Model):
         _raise_problems(list(_hours_problems(self.hours, ("hours",))))
         return self
 
-    @property
+    @functools.cached_property  # read on every dial: after the first, a plain attribute
     def dial_string(self) -> str:
-        """The Asterisk dial string: ``PJSIP/<endpoint>`` or ``PJSIP/<number>@<trunk>``."""
+        """The Asterisk dial string: ``PJSIP/<endpoint>`` or ``PJSIP/<number>@<trunk>``.
+
+        Cached: a target is frozen. (``model_copy(update=...)`` would copy it stale: build a
+        new target instead.)
+        """
         if self.endpoint is not None:
             return f"PJSIP/{self.endpoint}"
         return f"PJSIP/{self.number}@{self.trunk}"

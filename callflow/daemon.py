@@ -130,8 +130,8 @@ class Daemon:
         self._events.metrics.set_cdr_queue_depth(lambda: float(store.pending))
         await self._events.start()
         self._ctx = ctx = CallContext(
-            routing=lambda: self.routing, store=store, counters=self._counters, node=o.node,
-            reconciler=self._reconciler, directory=lambda: self._directory, events=self._events,
+            routing=self._routing, store=store, counters=self._counters, node=o.node,
+            reconciler=self._reconciler, directory=self._directory, events=self._events,
             billing=self._billing, live=self._live,
         )  # fmt: skip
 
@@ -214,6 +214,8 @@ class Daemon:
         if self._billing is not None:
             self._billing.state.reconfigure(config)
         self._directory = directory.load(self.options.database)
+        if self._ctx is not None:  # what the next calls see (attributes: read on every call)
+            self._ctx.routing, self._ctx.directory = routing, self._directory
         if self._events is not None:
             self._events.metrics.rules_reload(True)
             self._events.reload_webhooks(config.events)

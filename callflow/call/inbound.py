@@ -83,13 +83,13 @@ class Routing:
 class CallContext:
     """What the inbound handler needs from the daemon."""
 
-    routing: Callable[[], Routing]  # the live routing snapshot (swapped on reload)
+    routing: Routing  # the live routing snapshot (the daemon swaps it whole on reload)
     store: CdrStore
     counters: Counters
     node: str = "callflow"
     clock: Callable[[], float] = time.time
     reconciler: Reconciler | None = None  # finishes calls whose AGI session is lost
-    directory: Callable[[], Mapping[str, Contact]] = dict  # known callers by E.164
+    directory: Mapping[str, Contact] = field(default_factory=dict)  # known callers by E.164
     events: EventHub | None = None
     billing: Billing | None = None
     live: LiveAnswers | None = None  # answered legs seen over AMI (``answered`` events at once)
@@ -121,7 +121,7 @@ def call_start(
     """The CDR row written when routing starts."""
     header = session.header
     uniqueid = header.uniqueid or f"{ctx.node}-{started_at:.6f}"
-    contact = ctx.directory().get(caller.e164) if caller.e164 else None
+    contact = ctx.directory.get(caller.e164) if caller.e164 else None
     return CallStart(
         **contact_fields(contact),
         uniqueid=uniqueid,
@@ -289,7 +289,8 @@ class InboundCall:
         hub = self.ctx.events
         if hub is None or self.decided_at is None:
             return
-        hub.metrics.decision_latency(self.decided_at - self.start.started_at)
+        if hub.metrics.enabled:  # per-call metrics only when scraped
+            hub.metrics.decision_latency(self.decided_at - self.start.started_at)
         if hub.active:
             hub.emit(events.routed(self.start.uniqueid, self.start.campaign or "",
                                    self.decided_at, self.reason()))  # fmt: skip
@@ -324,7 +325,7 @@ def _emit_attempt(hub: EventHub, attempt: DialAttempt, campaign: str, *, told: b
 
 async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
     """Route one inbound call: every outcome ends in a completed CDR row."""
-    routing = ctx.routing()  # calls keep the rules they started with, whatever reloads
+    routing = ctx.routing  # calls keep the rules they started with, whatever reloads
     config = routing.config
     started = ctx.clock()
     attribution = routing.numbers.lookup(dnis_of(session))
@@ -342,7 +343,8 @@ async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
     if hub is not None:
         if hub.active:
             hub.emit(events.started(start))
-        hub.metrics.call_started(start.campaign or "")
+        if hub.metrics.enabled:
+            hub.metrics.call_started(start.campaign or "")
     call = InboundCall(session, ctx, routing, start)
     lost = False
     try:
@@ -424,5 +426,6 @@ def _after(ctx: CallContext, start: CallStart, end: CallEnd) -> None:
     if hub is not None:
         if hub.active:
             hub.emit(events.ended(end, start.campaign or ""))
-        hub.metrics.call_ended(start.campaign or "", end.disposition, end.ring_seconds,
-                               end.talk_seconds)  # fmt: skip
+        if hub.metrics.enabled:
+            hub.metrics.call_ended(start.campaign or "", end.disposition, end.ring_seconds,
+                                   end.talk_seconds)  # fmt: skip

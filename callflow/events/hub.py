@@ -75,6 +75,9 @@ class EventHub:
                 spool_dir / PENDING_WEBHOOKS_NAME,
                 clock,
             )
+        #: Whether events go anywhere (MQTT or webhooks configured); else only metrics count.
+        #: A plain attribute, read on every call: the publishers are fixed at construction.
+        self.active = self.mqtt is not None or self.webhooks is not None
         self.metrics_server: MetricsServer | None = None
         if config.metrics.listen is not None:
             host, port = parse_listen(config.metrics.listen)
@@ -126,11 +129,6 @@ class EventHub:
             self.webhooks.hooks = {hook.name: hook for hook in config.webhooks}
         elif config.webhooks:
             log.warning("events.reload_needs_restart", reason="webhooks added to a hub without any")
-
-    @property
-    def active(self) -> bool:
-        """Whether events go anywhere (MQTT or webhooks configured); else only metrics count."""
-        return self.mqtt is not None or self.webhooks is not None
 
     def emit(self, event: CallEvent) -> None:
         """Hand an event to MQTT and webhooks (never blocks, never raises)."""
