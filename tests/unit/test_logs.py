@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from callflow import logs
+from callflow import logline, logs
 
 
 @pytest.fixture
@@ -55,9 +55,9 @@ def test_json_lines_render_every_value(json_logs: None, capsys: pytest.CaptureFi
 
 
 def test_timestamps_are_iso_utc_to_the_microsecond(monkeypatch: pytest.MonkeyPatch) -> None:
-    stamp = logs._UtcTimestamp()
+    stamp = logline.Stamp()
     now = [1_700_000_000_000_001_999]  # ns: 2023-11-14T22:13:20.000001 UTC
-    monkeypatch.setattr(logs.time, "time_ns", lambda: now[0])
+    monkeypatch.setattr(logline.time, "time_ns", lambda: now[0])
     assert stamp(None, "info", {})["timestamp"] == "2023-11-14T22:13:20.000001Z"
     now[0] += 998_998_001  # the same second
     assert stamp(None, "info", {})["timestamp"] == "2023-11-14T22:13:20.999000Z"
@@ -65,3 +65,24 @@ def test_timestamps_are_iso_utc_to_the_microsecond(monkeypatch: pytest.MonkeyPat
     assert stamp(None, "info", {})["timestamp"] == "2023-11-14T22:13:21.000000Z"
     now[0] += 86_400 * 10**9 + 123_456_000
     assert stamp(None, "info", {})["timestamp"] == "2023-11-15T22:13:21.123456Z"
+
+
+def test_levels_errors_and_stacks_as_structlog_renders_them(
+    json_logs: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = structlog.get_logger("test")
+    try:
+        raise ValueError("bad row")
+    except ValueError:
+        log.exception("cdr.failed")
+    log.warn("slow")
+    log.info("here", stack_info=True)
+    log.info("plain", exc_info=False, stack_info=False)
+    failed, slow, here, plain = (json.loads(line) for line in capsys.readouterr().err.splitlines())
+    assert failed["level"] == "error" and "exc_info" not in failed
+    assert (
+        failed["exception"].startswith("Traceback") and "ValueError: bad row" in failed["exception"]
+    )
+    assert slow["level"] == "warning"
+    assert here["stack"].startswith("Stack (most recent call last):") and "stack_info" not in here
+    assert set(plain) == {"event", "level", "timestamp"}  # False flags dropped, as structlog does
