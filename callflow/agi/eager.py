@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Coroutine, Generator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 __all__ = ["start_eagerly"]
 
@@ -35,7 +35,8 @@ def start_eagerly(
         return None
     except BaseException as exc:  # handed to the task, as a task would hold it
         return loop.create_task(_raise(exc), context=context)
-    return loop.create_task(_Resumed(coro, yielded), context=context)
+    resumed = cast(Coroutine[Any, Any, T], _Resumed(coro, yielded))  # registered as one below
+    return loop.create_task(resumed, context=context)
 
 
 async def _raise(exc: BaseException) -> Any:
@@ -46,14 +47,15 @@ async def _raise(exc: BaseException) -> Any:
 _NOTHING: Any = object()
 
 
-class _Resumed(Coroutine[Any, Any, T]):
+class _Resumed:
     """An already started coroutine, as a task drives it: first what it waits on, then itself.
 
     A task cancelled before its first step throws into the coroutine where it waits, as it
-    would into any coroutine.
+    would into any coroutine. Compiled, it cannot subclass ``Coroutine``: it is registered as
+    one, which is all a task checks.
     """
 
-    def __init__(self, coro: Coroutine[Any, Any, T], waits_on: Any) -> None:
+    def __init__(self, coro: Coroutine[Any, Any, Any], waits_on: Any) -> None:
         """Wrap ``coro``, suspended on ``waits_on`` (what its first wait yielded)."""
         self._coro = coro
         self._waits_on = waits_on
@@ -85,6 +87,9 @@ class _Resumed(Coroutine[Any, Any, T]):
         """The coroutine's own ``__qualname__``, ``cr_frame``...: task reprs name the handler."""
         return getattr(self._coro, name)
 
-    def __await__(self) -> Generator[Any, None, T]:
+    def __await__(self) -> Generator[Any, None, Any]:
         """Not awaitable: only a task drives it."""
         raise TypeError("drive it with a task")
+
+
+Coroutine.register(_Resumed)
