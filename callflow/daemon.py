@@ -25,7 +25,6 @@ from callflow.call.inbound import Billing, CallContext, Routing, handle_inbound
 from callflow.call.reconcile import Reconciler
 from callflow.call.recording import sweep
 from callflow.config import Config, ConfigError, load_config
-from callflow.directory import Contact
 from callflow.events.hub import EventHub
 from callflow.rules import Counters
 from callflow.store import CdrStore
@@ -73,7 +72,6 @@ class Daemon:
         self._gc_thresholds: tuple[int, int, int] | None = None
         self._events: EventHub | None = None
         self._billing: Billing | None = None
-        self._directory: dict[str, Contact] = {}
         self._ctx: CallContext | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._config_mtime = 0.0
@@ -122,7 +120,7 @@ class Daemon:
         days = max(config.settings.repeat_window_days, self._routing.sticky_days)
         await store.warm_repeat_cache(time.time() - days * 86400)
         self._counters = await self._load_counters()
-        self._directory = directory.load(o.database)
+        contacts = directory.load(o.database)
         state = await store.transact(lambda conn: load_state(conn, config))
         self._billing = Billing(state, store)
         self._events = EventHub(config.events, node=o.node,
@@ -131,7 +129,7 @@ class Daemon:
         await self._events.start()
         self._ctx = ctx = CallContext(
             routing=self._routing, store=store, counters=self._counters, node=o.node,
-            reconciler=self._reconciler, directory=self._directory, events=self._events,
+            reconciler=self._reconciler, directory=contacts, events=self._events,
             billing=self._billing, live=self._live,
         )  # fmt: skip
 
@@ -213,14 +211,14 @@ class Daemon:
         self.counters.reconfigure(config)
         if self._billing is not None:
             self._billing.state.reconfigure(config)
-        self._directory = directory.load(self.options.database)
+        contacts = directory.load(self.options.database)
         if self._ctx is not None:  # what the next calls see (attributes: read on every call)
-            self._ctx.routing, self._ctx.directory = routing, self._directory
+            self._ctx.routing, self._ctx.directory = routing, contacts
         if self._events is not None:
             self._events.metrics.rules_reload(True)
             self._events.reload_webhooks(config.events)
         log.info("config.reloaded", numbers=len(config.numbers), rules=len(config.rules),
-                 contacts=len(self._directory))  # fmt: skip
+                 contacts=len(contacts))  # fmt: skip
         return True
 
     def _spawn(self, job: Callable[[], Awaitable[None]], every: float) -> None:

@@ -132,7 +132,7 @@ class EventHub:
 
     def emit(self, event: CallEvent) -> None:
         """Hand an event to MQTT and webhooks (never blocks, never raises)."""
-        if self.mqtt is None and self.webhooks is None:
+        if not self.active:
             return  # nowhere to send it: metrics only
         try:
             self._emit(event)
