@@ -325,8 +325,8 @@ class Reply(NamedTuple):
         """True for a final ``200`` reply."""
         return self.code == 200
 
-    @classmethod
-    def parse(cls, code: int, text: str, rest: str) -> Reply:
+    @staticmethod
+    def parse(code: int, text: str, rest: str) -> Reply:
         """Build a Reply from its code, the full raw text and the part after the code."""
         if not rest.startswith("result="):
             return _reply(code, "", None, _EMPTY, text)
