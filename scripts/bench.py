@@ -405,6 +405,11 @@ def render(res: dict[str, Any], command: str) -> tuple[str, list[tuple[str, bool
             f"{df['sustained_rate']:.0f} (server {df['server_util']:.0%} CPU) | "
             f"{df['sustained_rate'] / ff['sustained_rate']:.2f}x |"
         )
+        out.append(
+            "| flat out: seconds to finish the calls in hand once the load stopped; RSS after, "
+            f"MB | {ff['drain_s']:.2f}; {ff['rss_mb']:.0f} | {df['drain_s']:.2f}; "
+            f"{df['rss_mb']:.0f} | |"
+        )
         fm = f["flat-matched"]
         out.append(
             "| CPU ms per call, flat out (each at its own rate: not like for like) | "

@@ -176,6 +176,7 @@ def measure(server: Server, **options: Any) -> dict[str, Any]:
     result["server"] = server.kind
     result["server_cpu_s"] = cpu
     result["drain_s"] = drain
+    result["rss_mb"] = server.rss() / 2**20
     result["sustained_rate"] = completed / (result["elapsed"] + drain)
     result["cpu_ms_per_call"] = cpu / completed * 1000.0
     result["server_util"] = cpu / (result["elapsed"] + drain) if result["elapsed"] else 0.0

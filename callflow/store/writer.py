@@ -93,7 +93,8 @@ _TX_BACKOFF_MAX: Final = 5.0
 #: Callers resumed per loop turn after a commit. Resuming a whole batch's calls at once held
 #: new calls' routing decisions behind the burst (p99 at 500 calls/s: see BENCHMARKS.md).
 _RESUME_SLICE: Final = 4
-#: Rows the writer's thread writes between yields of its core (about half a millisecond).
+#: Rows the writer's thread writes between yields of its core (about half a millisecond),
+#: while it keeps up: a writer with more queued than one batch does not yield (BENCHMARKS.md).
 _YIELD_EVERY: Final = 16
 
 
@@ -179,14 +180,14 @@ def _out_of_order(rows: list[tuple[Any, ...]], latest: float | None) -> list[tup
 _Step = tuple[str, list[tuple[Any, ...]], int | None]
 
 
-def _commit(db: sqlite3.Connection, steps: list[_Step]) -> None:
+def _commit(db: sqlite3.Connection, steps: list[_Step], yield_every: int | None) -> None:
     """Run a batch's statements in one transaction (on the writer connection's thread).
 
     A failure to begin (a lock held elsewhere, I/O) is raised as it is: the batch is retried.
     A failure inside the transaction is rolled back and raised as ``_Split``. Every
-    ``_YIELD_EVERY`` rows the thread yields its core: where the loop shares it, new calls' I/O
+    ``yield_every`` rows the thread yields its core: where the loop shares it, new calls' I/O
     goes first, as it did when each statement was a trip of its own (without it, p99 at 500
-    calls/s was up to twice as long: BENCHMARKS.md).
+    calls/s was up to twice as long: BENCHMARKS.md). ``None``: no yields, for a writer behind.
     """
     db.execute("BEGIN IMMEDIATE")
     try:
@@ -197,9 +198,11 @@ def _commit(db: sqlite3.Connection, steps: list[_Step]) -> None:
             if sql == LINK_NEXT_CALL:
                 rows = _out_of_order(rows, latest)
             changed = 0
-            for at in range(0, len(rows), _YIELD_EVERY):
-                os.sched_yield()
-                changed += db.executemany(sql, rows[at : at + _YIELD_EVERY]).rowcount
+            every = yield_every or max(1, len(rows))
+            for at in range(0, len(rows), every):
+                if yield_every:
+                    os.sched_yield()
+                changed += db.executemany(sql, rows[at : at + every]).rowcount
             if changes is not None and changed != changes:
                 raise _CountMismatch(f"{changed} of {changes} calls finished")
         db.execute("COMMIT")
@@ -536,7 +539,10 @@ class CdrStore(CdrQueue):
                 steps.append((_SQL[kind], [op.params for op in ops], finished))
                 steps.extend((sql, rows, None) for sql, rows in _links(kind, ops, self._callers))
         try:
-            await in_thread(self._conn, _commit, steps)
+            # Writes queued past this batch: the writer is behind, and yielding its core to
+            # the loop's new calls would only put it further behind (memory grows).
+            yield_every = None if self._ops else _YIELD_EVERY
+            await in_thread(self._conn, _commit, steps, yield_every)
         except _Split as exc:
             log.warning("cdr_batch_split", rows=len(batch), error=repr(exc.__cause__))
             await self._write_rows([op for ops in groups for op in ops])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import os
 import signal
 import sqlite3
@@ -202,6 +203,21 @@ async def test_a_batch_is_one_trip_to_the_writer_thread(
         ("completed", len(calls))
     ]
     assert _rows(db_path, "SELECT count(*) FROM attempts") == [(len(calls),)]
+
+
+async def test_a_writer_behind_does_not_yield_its_core(
+    open_store: OpenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Yielding to new calls while writes pile up lets them pile up further: under overload the
+    # daemon's memory grew by hundreds of MB (BENCHMARKS.md). Caught up, it yields again.
+    yields: list[None] = []
+    monkeypatch.setattr(os, "sched_yield", lambda: yields.append(None))
+    store = await open_store(batch_interval=0.05, max_batch=100)
+    for i in range(1, 151):  # a batch and a half
+        store.start_call(make_start(i))
+    await store.flush()
+    assert store.commits == 2
+    assert len(yields) == math.ceil(50 / writer_module._YIELD_EVERY)  # the second batch's only
 
 
 async def test_a_batch_resumes_its_callers_a_few_per_loop_turn(open_store: OpenStore) -> None:
