@@ -63,7 +63,8 @@ def machine() -> dict[str, str]:
         uv = f"uvloop {uvloop.__version__}"
     except ImportError:
         uv = "uvloop not installed"
-    import callflow.daemon  # noqa: F401  (imports the whole road of a call)
+    import callflow.daemon
+    import callflow.logs  # noqa: F401  (the whole road of a call, and its log line)
     from callflow import compiled_modules
 
     compiled = len(compiled_modules())
