@@ -463,6 +463,12 @@ def render(res: dict[str, Any], command: str) -> tuple[str, list[tuple[str, bool
             "p99 decision latency < 2 ms at 500 calls/s",
             d500["decision"]["p99_ms"] < 2.0, f"{ms(d500['decision']['p99_ms'])} ms",
         ))  # fmt: skip
+        # A writer behind holds every ended call (and its memory) until its commit: flat out,
+        # that backlog grew for as long as the load lasted (BENCHMARKS.md, seventeenth session).
+        checks.append((
+            "flat out, the CDR writer keeps up: calls in hand finished ≤ 0.5 s after the load",
+            df["drain_s"] <= 0.5, f"{df['drain_s']:.2f} s; RSS after {df['rss_mb']:.0f} MB",
+        ))  # fmt: skip
         out.append("")
     plain = res.get("asyncio")
     if plain:
