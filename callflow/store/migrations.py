@@ -343,8 +343,40 @@ _V9 = Migration(
     ),
 )
 
+# Schema 3's calls_answered_ani cost every answered call an entry in a b-tree ordered by
+# caller number: on a database of any size, a page of its own per call, read, rewritten and
+# appended to the WAL (BENCHMARKS.md, eighteenth session: about a tenth of the daemon's CPU
+# per call at 500 calls/s). What read it (the writer's caller links, sticky routing's last
+# answer) now walks the caller's own calls in calls_ani_started_at. Where a statement looked up
+# the next answered call once per relinked call, it now looks it up once: the relinked calls
+# have no answered call between them and the one they point past, so they share it. A caller
+# with thousands of unanswered calls stays linear (schema.RELINK_FINISHED, and this trigger).
+_LINKS_ON_DELETE_V10: Final = _LINKS_ON_DELETE.replace(
+    f"""UPDATE calls SET next_answered_at = (
+            {_ANSWERED_AFTER.format(ani="calls.ani_e164", at="calls.started_at")})
+        WHERE ani_e164 = OLD.ani_e164 AND next_answered_at = OLD.started_at;""",
+    """UPDATE calls SET next_answered_at = (
+            SELECT min(a.started_at) FROM calls AS a WHERE a.ani_e164 = OLD.ani_e164
+            AND a.disposition = 'answered' AND a.started_at >= OLD.started_at)
+        WHERE ani_e164 = OLD.ani_e164 AND started_at < OLD.started_at
+          AND next_answered_at = OLD.started_at;""",
+)
+assert _LINKS_ON_DELETE_V10 != _LINKS_ON_DELETE
+
+_V10 = Migration(
+    10,
+    "no index of answered calls by caller (cheaper CDR writes); relinks look up once",
+    (
+        "DROP INDEX calls_answered_ani",
+        "DROP TRIGGER calls_links_delete",
+        _LINKS_ON_DELETE_V10,
+    ),
+)
+
 #: Every step, in order; ``MIGRATIONS[i].version == i + 1``.
-MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    _V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10,
+)  # fmt: skip
 #: The schema version this code reads and writes.
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

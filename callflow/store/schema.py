@@ -102,19 +102,21 @@ LINK_NEXT_CALL: Final = (
     "AND (prev_started_at IS NULL OR prev_started_at < ?2)"
 )
 #: After a call is finished answered (uniqueid): the caller's calls since its previous
-#: answered call get their next answered call again (this one, or a later one). A call that
-#: ends any other way changes no link, so the writer skips this for it.
+#: answered call get their next answered call again (this one, or a later one). No answered
+#: call lies between any of them and this one, so they share it: the first answered call at
+#: or after this one's start, looked up once (linear in the caller's calls, with no index of
+#: answered calls: migration 10). A call that ends any other way changes no link, so the writer
+#: skips this for it.
 RELINK_FINISHED: Final = (
     "UPDATE calls SET next_answered_at = n.next FROM ("
-    "SELECT c.rowid AS id, (SELECT min(a.started_at) FROM calls AS a "
-    "WHERE a.ani_e164 = c.ani_e164 AND a.disposition = 'answered' "
-    "AND a.started_at > c.started_at) AS next "
-    "FROM calls AS x JOIN calls AS c ON c.ani_e164 = x.ani_e164 "
-    "AND c.started_at < x.started_at AND c.started_at >= coalesce(("
-    "SELECT max(p.started_at) FROM calls AS p WHERE p.ani_e164 = x.ani_e164 "
-    "AND p.disposition = 'answered' AND p.started_at < x.started_at), -1e308) "
-    "WHERE x.uniqueid = ?1) AS n "
-    "WHERE calls.rowid = n.id AND calls.next_answered_at IS NOT n.next"
+    "SELECT x.ani_e164 AS ani, x.started_at AS at, (SELECT min(a.started_at) FROM calls AS a "
+    "WHERE a.ani_e164 = x.ani_e164 AND a.disposition = 'answered' "
+    "AND a.started_at >= x.started_at) AS next, coalesce((SELECT max(p.started_at) "
+    "FROM calls AS p WHERE p.ani_e164 = x.ani_e164 AND p.disposition = 'answered' "
+    "AND p.started_at < x.started_at), -1e308) AS since "
+    "FROM calls AS x WHERE x.uniqueid = ?1) AS n "
+    "WHERE calls.ani_e164 = n.ani AND calls.started_at < n.at AND calls.started_at >= n.since "
+    "AND calls.next_answered_at IS NOT n.next"
 )
 #: RELINK_FINISHED for a call finished answered whose (number, started_at) the writer knows:
 #: every call since the previous answered one has it as its next; no join, no temporary table.

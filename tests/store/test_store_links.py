@@ -14,7 +14,8 @@ import structlog
 from cdr_samples import T0, OpenStore, make_end, make_start
 
 from callflow.store import CallEnd, CallStart, UnknownCall
-from callflow.store.migrations import MIGRATIONS, migrate
+from callflow.store.migrations import CALLER_LINKS_BACKFILL, MIGRATIONS, migrate
+from callflow.store.schema import RELINK_FINISHED
 from callflow.store.writer import _out_of_order
 
 Row = tuple[str, float, str | None, str | None]  # uniqueid, started_at, number, disposition
@@ -251,3 +252,86 @@ async def test_the_calls_kept_for_their_finish_are_bounded(
         await store.finish_call(make_end(start, disposition="answered"))
     assert assert_exact(db_path) == 5
     assert not store._callers
+
+
+def _vm_steps(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> int:
+    """SQLite virtual-machine steps (in units of 16) one statement takes: work, not time."""
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    db.set_progress_handler(count, 16)
+    db.execute(sql, params)
+    db.set_progress_handler(None, 16)
+    return steps
+
+
+def _caller_with_unanswered_calls(path: Path, n: int) -> sqlite3.Connection:
+    """A current database: one caller's ``n`` busy calls, then two answered ones (x, y)."""
+
+    async def make() -> None:
+        async with aiosqlite.connect(path) as conn:
+            await migrate(conn)
+
+    asyncio.run(make())
+    db = sqlite3.connect(path, isolation_level=None)
+    for i in range(n):
+        _raw_insert(db, f"u{i}", T0 + i, "+15550005", "busy")
+    _raw_insert(db, "x", T0 + n, "+15550005", "answered")
+    _raw_insert(db, "y", T0 + n + 1, "+15550005", "answered")
+    for sql in CALLER_LINKS_BACKFILL:
+        db.execute(sql)
+    return db
+
+
+@pytest.mark.parametrize("relink", ["answered", "deleted"])
+def test_relinking_a_caller_is_linear_in_their_calls(tmp_path: Path, relink: str) -> None:
+    """With no index of answered calls (migration 10), the calls since the previous answered
+    one share their next answered call, looked up once: not once per call (quadratic)."""
+    steps = []
+    for n in (300, 600):
+        path = tmp_path / f"{relink}{n}.sqlite3"
+        db = _caller_with_unanswered_calls(path, n)
+        if relink == "answered":  # x's answer not yet relinked, as after a restart
+            db.execute("UPDATE calls SET next_answered_at = NULL WHERE started_at < ?", (T0 + n,))
+            steps.append(_vm_steps(db, RELINK_FINISHED, ("x",)))
+            expected = T0 + n
+        else:  # the calls that pointed at x point at y
+            steps.append(_vm_steps(db, "DELETE FROM calls WHERE uniqueid = 'x'", ()))
+            expected = T0 + n + 1
+        db.close()
+        assert assert_exact(path) == n + 2 - (relink == "deleted")
+        assert {row[6] for row in _calls(path) if row[4] == "busy"} == {expected}
+    assert steps[1] < 2.5 * steps[0], steps  # 4x if each call looked up its own
+
+
+def test_migration_10_drops_the_answered_index_and_keeps_deletes_exact(tmp_path: Path) -> None:
+    path = tmp_path / "v9.sqlite3"
+
+    async def migrate_to(steps: int) -> None:
+        async with aiosqlite.connect(path) as conn:
+            await migrate(conn, MIGRATIONS[:steps])
+
+    asyncio.run(migrate_to(9))
+    with sqlite3.connect(path, isolation_level=None) as db:
+        for row in _history(4):
+            _raw_insert(db, *row)
+        for sql in CALLER_LINKS_BACKFILL:
+            db.execute(sql)
+        assert db.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = 'calls_answered_ani'"
+        ).fetchone()
+    assert_exact(path)
+    asyncio.run(migrate_to(10))
+    with sqlite3.connect(path, isolation_level=None) as db:
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+        assert "calls_answered_ani" not in names and "calls_links_delete" in names
+        answered = [
+            r[0] for r in db.execute("SELECT uniqueid FROM calls WHERE disposition = 'answered'")
+        ]
+        for uid in answered[::3]:
+            db.execute("DELETE FROM calls WHERE uniqueid = ?", (uid,))
+    assert assert_exact(path) == 120 - len(answered[::3])

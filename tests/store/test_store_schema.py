@@ -29,8 +29,10 @@ from callflow.store.schema import (
     FINISH_CALL,
     INSERT_ATTEMPT,
     INSERT_CALL,
+    LAST_ANSWERED,
     LAST_SEEN,
     LINK_COLUMNS,
+    RELINK_ANSWERED,
 )
 
 
@@ -151,6 +153,9 @@ async def test_reader_is_read_only(store: CdrStore, reader: CdrReader) -> None:
             "calls_campaign_started_at",
         ),
         ("SELECT * FROM calls WHERE status = 'in_progress'", (), "calls_in_progress"),
+        # With no index of answered calls (migration 10), a caller's own calls.
+        (LAST_ANSWERED, ("+12125550100",), "calls_ani_started_at"),
+        (RELINK_ANSWERED, ("+12125550100", 0), "calls_ani_started_at"),
     ],
 )
 async def test_hot_queries_use_their_index(
