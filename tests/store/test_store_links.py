@@ -329,6 +329,8 @@ def test_migration_10_drops_the_answered_index_and_keeps_deletes_exact(tmp_path:
     with sqlite3.connect(path, isolation_level=None) as db:
         names = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
         assert "calls_answered_ani" not in names and "calls_links_delete" in names
+        trigger = db.execute("SELECT sql FROM sqlite_master WHERE name = 'calls_links_delete'")
+        assert "a.started_at >= OLD.started_at" in trigger.fetchone()[0]  # migration 10's
         answered = [
             r[0] for r in db.execute("SELECT uniqueid FROM calls WHERE disposition = 'answered'")
         ]
