@@ -46,12 +46,12 @@ def assert_exact(path: Path) -> int:
     return len(rows)
 
 
-def _v6(path: Path) -> sqlite3.Connection:
-    """A database at schema 6 (before the links), open for direct SQL."""
+def _at_schema(path: Path, version: int = len(MIGRATIONS)) -> sqlite3.Connection:
+    """A database migrated up to ``version``, open for direct SQL (autocommit)."""
 
     async def make() -> None:
         async with aiosqlite.connect(path) as conn:
-            await migrate(conn, MIGRATIONS[:6])
+            await migrate(conn, MIGRATIONS[:version])
 
     asyncio.run(make())
     return sqlite3.connect(path, isolation_level=None)
@@ -86,7 +86,7 @@ def _history(seed: int, n: int = 120) -> list[Row]:
 
 def test_migration_backfills_exact_links(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
-    db = _v6(path)
+    db = _at_schema(path, 6)  # before the links
     for row in _history(1):
         _raw_insert(db, *row)
     db.close()
@@ -272,12 +272,7 @@ def _vm_steps(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> int:
 def _caller_with_unanswered_calls(path: Path, n: int) -> sqlite3.Connection:
     """A current database: one caller's ``n`` busy calls, then two answered ones (x, y)."""
 
-    async def make() -> None:
-        async with aiosqlite.connect(path) as conn:
-            await migrate(conn)
-
-    asyncio.run(make())
-    db = sqlite3.connect(path, isolation_level=None)
+    db = _at_schema(path)
     for i in range(n):
         _raw_insert(db, f"u{i}", T0 + i, "+15550005", "busy")
     _raw_insert(db, "x", T0 + n, "+15550005", "answered")
@@ -310,13 +305,7 @@ def test_relinking_a_caller_is_linear_in_their_calls(tmp_path: Path, relink: str
 
 def test_migration_10_drops_the_answered_index_and_keeps_deletes_exact(tmp_path: Path) -> None:
     path = tmp_path / "v9.sqlite3"
-
-    async def migrate_to(steps: int) -> None:
-        async with aiosqlite.connect(path) as conn:
-            await migrate(conn, MIGRATIONS[:steps])
-
-    asyncio.run(migrate_to(9))
-    with sqlite3.connect(path, isolation_level=None) as db:
+    with _at_schema(path, 9) as db:
         for row in _history(4):
             _raw_insert(db, *row)
         for sql in CALLER_LINKS_BACKFILL:
@@ -325,8 +314,7 @@ def test_migration_10_drops_the_answered_index_and_keeps_deletes_exact(tmp_path:
             "SELECT 1 FROM sqlite_master WHERE name = 'calls_answered_ani'"
         ).fetchone()
     assert_exact(path)
-    asyncio.run(migrate_to(10))
-    with sqlite3.connect(path, isolation_level=None) as db:
+    with _at_schema(path, 10) as db:
         names = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
         assert "calls_answered_ani" not in names and "calls_links_delete" in names
         trigger = db.execute("SELECT sql FROM sqlite_master WHERE name = 'calls_links_delete'")
