@@ -95,8 +95,8 @@ def run_pbx(
 ) -> dict[str, Any]:
     """Run the rising-rate SIPp steps and return per-step CPU shares and call outcomes.
 
-    The steps stop at the first one the machine could not keep up with; they go past where this
-    host has saturated (284-366 calls/s went in at 400 offered), so a quiet run still finds it.
+    The steps stop at the first one the machine could not keep up with; the default rates go
+    well past where this host saturates, so a quiet run still finds it (BENCHMARKS.md).
     """
     with _bench_env():
         from callflow.testing import scenarios

@@ -362,7 +362,6 @@ _LINKS_ON_DELETE_V10: Final = _LINKS_ON_DELETE.replace(
         WHERE ani_e164 = OLD.ani_e164 AND started_at < OLD.started_at
           AND next_answered_at = OLD.started_at;""",
 )
-assert _LINKS_ON_DELETE_V10 != _LINKS_ON_DELETE
 
 _V10 = Migration(
     10,
