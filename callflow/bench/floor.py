@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-__all__ = ["COMMANDS", "DONE", "handle", "start_floor"]
+__all__ = ["COMMANDS", "DONE", "command", "handle", "start_floor"]
 
 #: The command lines the daemon sends for one call answered by its first target, in order.
 COMMANDS: tuple[bytes, ...] = (
@@ -25,9 +25,7 @@ COMMANDS: tuple[bytes, ...] = (
 DONE = b'SET VARIABLE "CALLFLOW_STATUS" "done"\n'
 
 
-async def _command(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, line: bytes
-) -> bytes:
+async def command(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, line: bytes) -> bytes:
     """Send one command and return its reply line, skipping HANGUP lines."""
     writer.write(line)
     while True:
@@ -43,9 +41,9 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
     try:
         await reader.readuntil(b"\n\n")
         for line in COMMANDS:
-            reply = await _command(reader, writer, line)
+            reply = await command(reader, writer, line)
         if b"(ANSWER|" not in reply:  # not answered: tell the dialplan we are done
-            await _command(reader, writer, DONE)
+            await command(reader, writer, DONE)
         writer.write_eof()
         while await reader.read(65536):
             pass

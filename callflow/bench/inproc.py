@@ -28,7 +28,7 @@ from callflow.agi.session import AgiConnection, AgiSession
 from callflow.bench.configs import write_config
 from callflow.bench.loadgen import LoadGen
 
-__all__ = ["FLOOR_CALL", "bench_inprocess", "reply_to"]
+__all__ = ["FLOOR_CALL", "bench_inprocess", "reply_to", "two_commands"]
 
 
 def reply_to(command: bytes, now: float) -> bytes:
@@ -102,7 +102,7 @@ FLOOR_CALL: tuple[tuple[str, ...], ...] = (
 )  # fmt: skip
 
 
-async def _two_commands(session: AgiSession) -> None:
+async def two_commands(session: AgiSession) -> None:
     """The floor's call through our FastAGI stack: its two commands, then goodbye."""
     for command in FLOOR_CALL:
         await session.command(*command)
@@ -153,7 +153,7 @@ async def bench_inprocess(
     headers = _headers(warmup + calls)
     daemon: Daemon | None = None
     if agi_only:
-        server = AgiServer({"/inbound": _two_commands}, port=0)
+        server = AgiServer({"/inbound": two_commands}, port=0)
         await server.start()
     else:
         config = write_config(workdir / "inproc.yaml", numbers=10, targets=10)

@@ -94,14 +94,15 @@ def start_server(
     extra: tuple[str, ...] = (),
     start_timeout: float = 300.0,
 ) -> Server:
-    """Start ``kind`` ("daemon" or "floor") pinned to ``core`` and wait for READY."""
+    """Start ``kind`` (a callflow.bench.serve server) pinned to ``core`` and wait for READY."""
     workdir.mkdir(parents=True, exist_ok=True)
     tag = f"{kind}-{time.monotonic_ns()}"
     argv = [PY, "-m", "callflow.bench.serve", kind, "--port", "0", "--log-level", log_level]
     if not uvloop:
         argv.append("--no-uvloop")
+    argv += ["--db", str(workdir / f"{tag}.sqlite")]  # the daemon's and the bound's CDRs
     if config is not None:
-        argv += ["--config", str(config), "--db", str(workdir / f"{tag}.sqlite")]
+        argv += ["--config", str(config)]
     if profile is not None:
         argv += ["--profile", str(profile)]
     argv += extra

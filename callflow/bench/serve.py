@@ -1,4 +1,7 @@
-"""Run the server under test in its own process: `python -m callflow.bench.serve daemon|floor`.
+"""Run a server under test in its own process: `python -m callflow.bench.serve KIND`.
+
+KIND is ``daemon`` (the real Daemon), ``floor`` (callflow.bench.floor), ``agi`` (our FastAGI
+server sending the floor's commands) or ``bound`` (callflow.bench.bound).
 
 It prints ``READY <port>`` on stdout once listening and runs until SIGTERM or SIGINT.
 """
@@ -37,6 +40,35 @@ async def _floor(args: argparse.Namespace) -> None:
     server.close()
 
 
+async def _agi(args: argparse.Namespace) -> None:
+    """Serve the floor's two commands through our FastAGI server until signalled."""
+    from callflow import logs
+    from callflow.agi.server import AgiServer
+    from callflow.bench.inproc import two_commands
+
+    logs.configure(args.log_format, args.log_level, cache=True)
+    server = AgiServer({"/inbound": two_commands}, host=args.host, port=args.port)
+    await server.start()
+    print(f"READY {server.port}", flush=True)
+    try:
+        await _until_signal()
+    finally:
+        await server.stop(0)
+
+
+async def _bound(args: argparse.Namespace) -> None:
+    """Serve the lower bound (the floor, bare CDRs, a log line) until signalled."""
+    from callflow.bench.bound import Bound
+
+    bound = Bound(Path(args.db))
+    port = await bound.start(args.host, args.port)
+    print(f"READY {port}", flush=True)
+    try:
+        await _until_signal()
+    finally:
+        await bound.stop()
+
+
 async def _daemon(args: argparse.Namespace) -> None:
     """Serve the real Daemon until signalled."""
     from callflow import logs
@@ -57,10 +89,19 @@ async def _daemon(args: argparse.Namespace) -> None:
         await daemon.stop()
 
 
+#: The servers this module runs, by name.
+_KINDS: dict[str, Callable[[argparse.Namespace], Awaitable[None]]] = {
+    "daemon": _daemon,
+    "floor": _floor,
+    "agi": _agi,
+    "bound": _bound,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and run the chosen server."""
     p = argparse.ArgumentParser(prog="python -m callflow.bench.serve", description=__doc__)
-    p.add_argument("kind", choices=["daemon", "floor"])
+    p.add_argument("kind", choices=list(_KINDS))
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--config", default="rules/callflow.yaml")
@@ -74,9 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     raise_nofile()
     if args.switch_interval > 0:
         sys.setswitchinterval(args.switch_interval)
-    body: Callable[[argparse.Namespace], Awaitable[None]] = (
-        _daemon if args.kind == "daemon" else _floor
-    )
+    body = _KINDS[args.kind]
     runner: Callable[..., None] = asyncio.run
     if not args.no_uvloop:
         with contextlib.suppress(ImportError):
