@@ -213,7 +213,9 @@ class AgiSession:
         self._conn = connection
         self._transport = connection.transport
         self._events = connection.events
-        self._lock = asyncio.Lock()
+        # One command in flight: the turn, and the commands waiting for it (first come first).
+        self._busy = False
+        self._turns: deque[asyncio.Future[None]] = deque()
         self._closed = False
         self._released = False  # half-closed by release()
         self._expired = False
@@ -252,7 +254,10 @@ class AgiSession:
         """Send one command and return its final reply (any code), skipping 100 and HANGUP."""
         line = format_command(verb, *args)
         limit = self.command_timeout if timeout is DEFAULT else timeout
-        async with self._lock:
+        if self._busy:
+            await self._wait_turn()
+        self._busy = True
+        try:
             if self._closed or self._released:
                 raise AgiDisconnected("AGI session is closed")
             self._note_stale_events()
@@ -281,6 +286,35 @@ class AgiSession:
             finally:
                 if timer is not None:
                     timer.cancel()
+        finally:
+            self._pass_turn()
+
+    async def _wait_turn(self) -> None:
+        """Wait until the command in flight hands this one the turn.
+
+        An asyncio.Lock did this; this costs no interpreted frames on the uncontended path.
+        """
+        waiter = self._conn.loop.create_future()
+        self._turns.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.cancelled():
+                if waiter in self._turns:  # else a turn's end already dropped it
+                    self._turns.remove(waiter)
+            else:  # handed the turn, then cancelled before it ran: hand it on
+                self._pass_turn()
+            raise
+
+    def _pass_turn(self) -> None:
+        """End a command's turn: hand it to the first command still waiting, else free it."""
+        turns = self._turns
+        while turns:
+            waiter = turns.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._busy = False
 
     def _expire(self) -> None:
         """The command in flight got no reply in time: drop the connection."""
@@ -410,7 +444,7 @@ class AgiSession:
         usually in by ``close()``, and the loop need not sleep and wake again for it.
         """
         transport = self._transport
-        if self._closed or self._released or self._lock.locked() or transport.is_closing():
+        if self._closed or self._released or self._busy or transport.is_closing():
             return
         try:
             if transport.can_write_eof():

@@ -259,3 +259,64 @@ async def test_accept_header_timeout() -> None:
     with pytest.raises(AgiTimeout):
         await AgiSession.accept(left, header_timeout=0.05)
     f_writer.close()
+
+
+async def test_commands_from_two_tasks_take_turns_in_order(agi_pair: Pair) -> None:
+    session, fake = agi_pair
+    first = asyncio.create_task(session.get_variable("A"))
+    second = asyncio.create_task(session.get_variable("B"))
+    third = asyncio.create_task(session.get_variable("C"))
+    assert await fake.read_command() == 'GET VARIABLE "A"'
+    with pytest.raises(TimeoutError):  # B waits for A's reply: one command in flight
+        await fake.read_command(wait=0.1)
+    await fake.reply("200 result=1 (a)")
+    await fake.expect('GET VARIABLE "B"', "200 result=1 (b)")
+    await fake.expect('GET VARIABLE "C"', "200 result=1 (c)")
+    assert [await first, await second, await third] == ["a", "b", "c"]
+
+
+async def test_a_command_cancelled_while_waiting_its_turn_leaves_the_rest(agi_pair: Pair) -> None:
+    session, fake = agi_pair
+    first = asyncio.create_task(session.get_variable("A"))
+    waiting = asyncio.create_task(session.get_variable("B"))
+    last = asyncio.create_task(session.get_variable("C"))
+    assert await fake.read_command() == 'GET VARIABLE "A"'
+    waiting.cancel()
+    await fake.reply("200 result=1 (a)")
+    await fake.expect('GET VARIABLE "C"', "200 result=1 (c)")
+    assert await first == "a" and await last == "c"
+    assert waiting.cancelled() and not session.closed
+
+
+async def test_a_command_cancelled_as_its_turn_came_hands_the_turn_on(agi_pair: Pair) -> None:
+    session, fake = agi_pair
+    handed: asyncio.Task[str | None]
+
+    async def first_then_cancel_the_next() -> str | None:
+        value = await session.get_variable("A")
+        handed.cancel()  # in the same step as A's turn ended: B was handed it, not yet resumed
+        return value
+
+    first = asyncio.create_task(first_then_cancel_the_next())
+    handed = asyncio.create_task(session.get_variable("B"))
+    last = asyncio.create_task(session.get_variable("C"))
+    assert await fake.read_command() == 'GET VARIABLE "A"'
+    await fake.reply("200 result=1 (a)")
+    await fake.expect('GET VARIABLE "C"', "200 result=1 (c)")
+    assert await first == "a" and await last == "c"
+    assert handed.cancelled() and not session.closed
+
+
+async def test_a_waiting_command_cancelled_as_the_turn_ends_is_skipped(agi_pair: Pair) -> None:
+    session, fake = agi_pair
+    session._busy = True  # a command in flight (deterministic: the race is within one step)
+    waiting = asyncio.create_task(session.get_variable("B"))
+    await asyncio.sleep(0)  # B waits for its turn
+    waiting.cancel()  # its waiter is cancelled; B has not run since
+    session._pass_turn()  # the turn ends in the same step: B's cancelled waiter is skipped
+    assert not session._busy
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    task = asyncio.create_task(session.get_variable("C"))
+    await fake.expect('GET VARIABLE "C"', "200 result=1 (c)")
+    assert await task == "c" and not session.closed
