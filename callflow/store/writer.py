@@ -2,7 +2,8 @@
 
 The call flow never waits for SQL on its hot path: ``start_call`` and ``add_attempt`` only queue
 a row. A writer task drains the queue every ``batch_interval`` seconds (at once when
-``max_batch`` rows are waiting, on ``flush`` and on ``close``) and commits each batch in one
+``max_batch`` rows are waiting, on ``flush`` and on ``close``; a batch short of ``batch_rows``
+waits up to three intervals for them, at low call rates) and commits each batch in one
 ``BEGIN IMMEDIATE`` transaction, in one trip to the connection's thread. ``finish_call`` queues
 its UPDATE and returns once the batch holding it has been committed, so many calls ending
 together share one commit. They resume a few per loop turn, so new calls' I/O is never held
@@ -16,7 +17,8 @@ Durability (WAL journal, ``synchronous=NORMAL``):
   **every call whose ``finish_call`` returned survives kill -9 of the daemon** (and a crash of
   Python) with all its attempts queued before it.
 * A call's in-progress row (and its attempts) reaches the WAL within about ``batch_interval``
-  of ``start_call`` / ``add_attempt``; a kill -9 inside that window loses only those rows.
+  of ``start_call`` / ``add_attempt`` (three intervals at most, when few calls come in); a
+  kill -9 inside that window loses only those rows.
   After a restart, ``resolve_in_progress`` marks calls that never finished.
 * ``synchronous=NORMAL`` does not fsync the WAL at each commit: a power cut or kernel crash may
   roll back the most recent commits (those since the last checkpoint), but never corrupts the
@@ -90,6 +92,10 @@ _TX_RETRY_FOR: Final = 600.0
 _TX_CLOSE_GRACE: Final = 10.0
 _TX_BACKOFF: Final = 0.05
 _TX_BACKOFF_MAX: Final = 5.0
+#: A batch short of ``batch_rows`` waits for them up to this many batch intervals after its
+#: oldest row: at low call rates a commit's fixed cost (its thread's wake-up, the shared index
+#: pages it rewrites) is then shared by more calls (BENCHMARKS.md, nineteenth session).
+_TOP_UP_INTERVALS: Final = 3.0
 #: Callers resumed per loop turn after a commit. Resuming a whole batch's calls at once held
 #: new calls' routing decisions behind the burst (p99 at 500 calls/s: see BENCHMARKS.md).
 _RESUME_SLICE: Final = 4
@@ -241,6 +247,7 @@ class CdrStore(CdrQueue):
         rconn: aiosqlite.Connection,
         *,
         batch_interval: float,
+        batch_rows: int,
         max_batch: int,
         ani_cache_size: int,
         clock: Callable[[], float],
@@ -249,6 +256,7 @@ class CdrStore(CdrQueue):
         super().__init__(rconn, max_batch=max_batch, ani_cache_size=ani_cache_size, clock=clock)
         self._conn = conn
         self._batch_interval = batch_interval
+        self._batch_rows = batch_rows
         self._inflight: list[Op] = []
         self._tx_lock = asyncio.Lock()
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -268,6 +276,7 @@ class CdrStore(CdrQueue):
         path: StrPath,
         *,
         batch_interval: float = 0.1,
+        batch_rows: int = 150,
         max_batch: int = 500,
         ani_cache_size: int = 65536,
         clock: Callable[[], float] = time.time,
@@ -276,11 +285,15 @@ class CdrStore(CdrQueue):
 
         ``clock`` stamps ``updated_at``; ``ani_cache_size`` bounds the repeat-caller cache.
         ``batch_interval`` is 0.1 s: at 100-500 calls/s that costs 5-10% less CPU per call than
-        0.05 s (fewer, larger commits); 0.2 s saves no more and lengthens the decision tail, since
-        each commit holds the core longer.
+        0.05 s (fewer, larger commits); 0.2 s for every batch saves no more at 500 calls/s and
+        lengthens the decision tail, since each commit holds the core longer. So only a batch
+        short of ``batch_rows`` (about 50 calls, what 0.1 s brings at 500 calls/s) waits longer
+        for them, up to three intervals, at the rate its rows came so far.
         """
-        if batch_interval < 0 or max_batch < 1 or ani_cache_size < 1:
-            raise ValueError("batch_interval >= 0, max_batch >= 1, ani_cache_size >= 1")
+        if batch_interval < 0 or batch_rows < 1 or max_batch < 1 or ani_cache_size < 1:
+            raise ValueError(
+                "batch_interval >= 0, batch_rows >= 1, max_batch >= 1, ani_cache_size >= 1"
+            )
         conn = await open_writer(path)
         try:
             rconn = await open_reader(path)
@@ -291,6 +304,7 @@ class CdrStore(CdrQueue):
             conn,
             rconn,
             batch_interval=batch_interval,
+            batch_rows=batch_rows,
             max_batch=max_batch,
             ani_cache_size=ani_cache_size,
             clock=clock,
@@ -450,18 +464,37 @@ class CdrStore(CdrQueue):
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            if not (self._closing or self._waiters or self._kick.is_set()):
-                delay = self._oldest + self._batch_interval - self._loop.time()
-                if delay > 0:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(delay):
-                            await self._kick.wait()
+            if not self._hurried():
+                await self._kicked_within(self._oldest + self._batch_interval - self._loop.time())
+                if not self._hurried():
+                    await self._kicked_within(self._top_up())
             batch = self._inflight = self._take()
             await self._write(batch)
             await self._resume(batch)
             self._inflight = []
             self._done += len(batch)
             self._release_waiters()
+
+    def _hurried(self) -> bool:
+        """Whether the queued writes are to go now: closing, a flush, or a full batch."""
+        return self._closing or bool(self._waiters) or self._kick.is_set()
+
+    async def _kicked_within(self, delay: float) -> None:
+        """Wait up to ``delay`` seconds for a full batch, a flush or close."""
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._kick.wait()
+
+    def _top_up(self) -> float:
+        """How much longer a batch short of batch_rows waits, at the rate its rows came so far."""
+        queued = len(self._ops)
+        now = self._loop.time()
+        age = now - self._oldest
+        if not queued or queued >= self._batch_rows or age <= 0:
+            return 0.0
+        latest = self._oldest + _TOP_UP_INTERVALS * self._batch_interval
+        return min((self._batch_rows - queued) * age / queued, latest - now)
 
     def _take(self) -> list[Op]:
         """Pop up to max_batch queued writes."""

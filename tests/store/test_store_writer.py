@@ -155,13 +155,42 @@ async def test_starts_are_batched_into_few_commits(open_store: OpenStore, db_pat
 
 
 async def test_rows_arriving_within_the_interval_share_one_commit(open_store: OpenStore) -> None:
-    store = await open_store(batch_interval=0.2)
+    store = await open_store(batch_interval=0.2, batch_rows=1)
     for i in range(1, 101):
         store.start_call(make_start(i))
         await asyncio.sleep(0)  # the writer task gets to run between rows
     assert store.commits == 0  # nothing written before the interval is over
     await asyncio.sleep(0.35)
     assert store.commits == 1 and store.pending == 0
+
+
+async def test_a_small_batch_waits_for_more_rows_up_to_three_intervals(
+    open_store: OpenStore, db_path: Path
+) -> None:
+    store = await open_store(batch_interval=0.05, batch_rows=150)
+    for i in range(1, 4):
+        store.start_call(make_start(i))
+    await asyncio.sleep(0.1)  # two intervals: 3 rows of 150 keep waiting
+    assert store.commits == 0 and store.pending == 3
+    for _ in range(200):  # the third interval ends it, however slow this machine is
+        if store.commits:
+            break
+        await asyncio.sleep(0.01)
+    assert store.commits == 1 and _rows(db_path, "SELECT count(*) FROM calls") == [(3,)]
+
+
+async def test_a_short_batch_waits_as_long_as_its_rows_rate_needs(open_store: OpenStore) -> None:
+    store = await open_store(batch_interval=0.1, batch_rows=150)
+    for i in range(1, 101):
+        store.start_call(make_start(i))
+    now = asyncio.get_running_loop().time()
+    store._oldest = now - 0.1  # 100 rows in 0.1 s: 50 more take 0.05 s
+    assert store._top_up() == pytest.approx(0.05, abs=0.01)
+    store._oldest = now - 0.25  # 100 rows in 0.25 s would need 0.125 s more: 0.05 s is left
+    assert store._top_up() == pytest.approx(0.05, abs=0.01)
+    for i in range(101, 151):
+        store.start_call(make_start(i))
+    assert store._top_up() == 0.0  # batch_rows reached: no wait
 
 
 async def test_concurrent_finishes_share_commits(open_store: OpenStore) -> None:
