@@ -39,6 +39,7 @@ from callflow.bench.runner import (  # noqa: E402
     start_server,
 )
 from callflow.bench.stats import paired_ratios, worst_ratio  # noqa: E402
+from callflow.store.writer import _TOP_UP_INTERVALS  # noqa: E402
 
 NOTES = "<!-- notes: everything below this line is kept by scripts/bench.py -->"
 RATES = (100, 500, 1000)
@@ -638,7 +639,9 @@ def render(res: dict[str, Any], command: str) -> tuple[str, list[tuple[str, bool
             f"the {r['rows']:,}-call report database; in the second run every report runs over "
             f"the whole year, back to back, on its own read-only connection (core 1): "
             f"{r['reports_run']} reports. Latency = `finish_call` until its batch is committed "
-            f"(batches every {_batch_ms()} ms, the store's default).", "",
+            f"(batches every {_batch_ms()} ms, the store's default; the run's last batch, "
+            f"short of the store's batch_rows, waits up to "
+            f"{round(_TOP_UP_INTERVALS * _batch_ms())} ms for more).", "",
             "| writer | calls | commits | finish p50 ms | p99 ms | max ms | refused or failed |",
             "| --- | --- | --- | --- | --- | --- | --- |",
         ]  # fmt: skip
