@@ -275,36 +275,27 @@ async def test_commands_from_two_tasks_take_turns_in_order(agi_pair: Pair) -> No
     assert [await first, await second, await third] == ["a", "b", "c"]
 
 
-async def test_a_command_cancelled_while_waiting_its_turn_leaves_the_rest(agi_pair: Pair) -> None:
+@pytest.mark.parametrize("when", ["while waiting", "once handed the turn"])
+async def test_a_cancelled_command_leaves_the_others_their_turns(agi_pair: Pair, when: str) -> None:
     session, fake = agi_pair
-    first = asyncio.create_task(session.get_variable("A"))
-    waiting = asyncio.create_task(session.get_variable("B"))
-    last = asyncio.create_task(session.get_variable("C"))
-    assert await fake.read_command() == 'GET VARIABLE "A"'
-    waiting.cancel()
-    await fake.reply("200 result=1 (a)")
-    await fake.expect('GET VARIABLE "C"', "200 result=1 (c)")
-    assert await first == "a" and await last == "c"
-    assert waiting.cancelled() and not session.closed
+    cancelled: asyncio.Task[str | None]
 
-
-async def test_a_command_cancelled_as_its_turn_came_hands_the_turn_on(agi_pair: Pair) -> None:
-    session, fake = agi_pair
-    handed: asyncio.Task[str | None]
-
-    async def first_then_cancel_the_next() -> str | None:
+    async def first() -> str | None:
         value = await session.get_variable("A")
-        handed.cancel()  # in the same step as A's turn ended: B was handed it, not yet resumed
+        if when == "once handed the turn":
+            cancelled.cancel()  # in the step A's turn ended: B was handed it, not yet resumed
         return value
 
-    first = asyncio.create_task(first_then_cancel_the_next())
-    handed = asyncio.create_task(session.get_variable("B"))
+    a = asyncio.create_task(first())
+    cancelled = asyncio.create_task(session.get_variable("B"))
     last = asyncio.create_task(session.get_variable("C"))
     assert await fake.read_command() == 'GET VARIABLE "A"'
+    if when == "while waiting":
+        cancelled.cancel()
     await fake.reply("200 result=1 (a)")
     await fake.expect('GET VARIABLE "C"', "200 result=1 (c)")
-    assert await first == "a" and await last == "c"
-    assert handed.cancelled() and not session.closed
+    assert await a == "a" and await last == "c"
+    assert cancelled.cancelled() and not session.closed
 
 
 async def test_a_waiting_command_cancelled_as_the_turn_ends_is_skipped(agi_pair: Pair) -> None:
