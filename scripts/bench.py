@@ -39,7 +39,7 @@ from callflow.bench.runner import (  # noqa: E402
     start_server,
 )
 from callflow.bench.stats import paired_ratios, worst_ratio  # noqa: E402
-from callflow.store.writer import _TOP_UP_INTERVALS  # noqa: E402
+from callflow.store.writer import TOP_UP_INTERVALS  # noqa: E402
 
 NOTES = "<!-- notes: everything below this line is kept by scripts/bench.py -->"
 RATES = (100, 500, 1000)
@@ -641,7 +641,7 @@ def render(res: dict[str, Any], command: str) -> tuple[str, list[tuple[str, bool
             f"{r['reports_run']} reports. Latency = `finish_call` until its batch is committed "
             f"(batches every {_batch_ms()} ms, the store's default; the run's last batch, "
             f"short of the store's batch_rows, waits up to "
-            f"{round(_TOP_UP_INTERVALS * _batch_ms())} ms for more).", "",
+            f"{round(TOP_UP_INTERVALS * _batch_ms())} ms for more).", "",
             "| writer | calls | commits | finish p50 ms | p99 ms | max ms | refused or failed |",
             "| --- | --- | --- | --- | --- | --- | --- |",
         ]  # fmt: skip

@@ -74,7 +74,7 @@ from callflow.store.schema import (
     end_params,
 )
 
-__all__ = ["CdrStore"]
+__all__ = ["TOP_UP_INTERVALS", "CdrStore"]
 
 T = TypeVar("T")
 
@@ -95,7 +95,7 @@ _TX_BACKOFF_MAX: Final = 5.0
 #: A batch short of ``batch_rows`` waits for them up to this many batch intervals after its
 #: oldest row: at low call rates a commit's fixed cost (its thread's wake-up, the shared index
 #: pages it rewrites) is then shared by more calls (BENCHMARKS.md, nineteenth session).
-_TOP_UP_INTERVALS: Final = 3.0
+TOP_UP_INTERVALS: Final = 3.0
 #: Callers resumed per loop turn after a commit. Resuming a whole batch's calls at once held
 #: new calls' routing decisions behind the burst (p99 at 500 calls/s: see BENCHMARKS.md).
 _RESUME_SLICE: Final = 4
@@ -493,7 +493,7 @@ class CdrStore(CdrQueue):
         age = now - self._oldest
         if not queued or queued >= self._batch_rows or age <= 0:
             return 0.0
-        latest = self._oldest + _TOP_UP_INTERVALS * self._batch_interval
+        latest = self._oldest + TOP_UP_INTERVALS * self._batch_interval
         return min((self._batch_rows - queued) * age / queued, latest - now)
 
     def _take(self) -> list[Op]:
