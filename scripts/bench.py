@@ -402,6 +402,7 @@ def _saturation(steps: list[dict[str, Any]]) -> str:
 def render(res: dict[str, Any], command: str) -> tuple[str, list[tuple[str, bool, str]]]:
     """Render the results as markdown and return the target checks."""
     m = res["machine"]
+    sbs_turns = res.get("side_by_side", {}).get("daemon", {}).get("flat", {}).get("runs", "?")
     out = [
         "# callflow benchmarks",
         "",
@@ -424,7 +425,13 @@ def render(res: dict[str, Any], command: str) -> tuple[str, list[tuple[str, bool
         f"same commands per call ({len(COMMANDS)} for an answered call) with no logic; ratios "
         "are daemon / "
         "floor in the same run: both servers up side by side, measured in turns, each figure "
-        "the run with the median CPU per call of three. A run's CPU is read once the server is "
+        f"the run with the median CPU per call of {sbs_turns}"
+        + (
+            f" (a turn at a fixed rate carries at least {res['turn_calls']:,} calls)"
+            if res.get("turn_calls")
+            else ""
+        )
+        + ". A run's CPU is read once the server is "
         "idle again (CDR rows still queued belong to its calls). "
         "The daemon runs as in production: rules, caller enrichment, repeat-caller check, CDR "
         "writing, JSON logs at info. Calls come from `callflow/bench/loadgen.py` "
@@ -731,7 +738,7 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="short runs, smaller sizes")
     p.add_argument("--skip", default="", help="comma list: sbs,parts,asyncio,inproc,memory,"
                    "growth,cdr,reports,readers,pbx")  # fmt: skip
-    p.add_argument("--repeat", type=int, default=3, help="runs per floor/daemon figure")
+    p.add_argument("--repeat", type=int, default=5, help="runs per floor/daemon figure")
     p.add_argument("--hold", type=int, default=10_000, help="calls held for the memory figure")
     p.add_argument("--report-rows", type=int, default=1_000_000)
     p.add_argument("--json", default="", help="also write the raw results here")
@@ -742,7 +749,8 @@ def main() -> int:
         ["python", "scripts/bench.py", *sys.argv[1:]]
     )  # fmt: skip
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    res: dict[str, Any] = {"machine": machine(), "load_before": loadavg(), "date": date}
+    res: dict[str, Any] = {"machine": machine(), "load_before": loadavg(), "date": date,
+                           "turn_calls": 0 if args.quick else TURN_CALLS}  # fmt: skip
     steal0, started = steal_seconds(), time.monotonic()
     with tempfile.TemporaryDirectory(prefix="callflow-bench-") as tmp:
         work = Path(tmp)
