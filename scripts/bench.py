@@ -98,7 +98,7 @@ def loadavg() -> str:
 
 
 def side_by_side(
-    work: Path, config: Path, duration: float, uvloop: bool, repeat: int = 3, quick: bool = False
+    work: Path, config: Path, duration: float, uvloop: bool, repeat: int = 3, turn_calls: int = 0
 ) -> dict[str, Any]:
     """Floor and daemon, run in turns: flat out, then 100/500/1000 calls/s offered.
 
@@ -108,7 +108,7 @@ def side_by_side(
     carries several times the daemon's calls per second, and a server's CPU per call falls as its
     rate rises (more events per wake-up); so after each flat-out turn the floor is also measured
     open loop at the rate the daemon sustained ("flat-matched"), the like-for-like comparison.
-    A turn at a fixed rate lasts ``duration`` or long enough for ``TURN_CALLS`` calls.
+    A turn at a fixed rate lasts ``duration`` or long enough for ``turn_calls`` calls.
     """
     servers = {
         kind: start_server(kind, work, config=config if kind == "daemon" else None, uvloop=uvloop)
@@ -122,7 +122,7 @@ def side_by_side(
         loads += [(str(rate), {"rate": rate, **DIAL}) for rate in (RATES if uvloop else (500,))]
         for name, load in loads:
             offered = load.get("rate")
-            seconds = max(duration, TURN_CALLS / offered) if offered and not quick else duration
+            seconds = max(duration, turn_calls / offered) if offered else duration
             for n in range(repeat):
                 for kind, server in servers.items():
                     log(f"{kind}: {name} (uvloop={uvloop}, run {n + 1}/{repeat})")
@@ -758,13 +758,15 @@ def main() -> int:
         if "sbs" not in skip:
             sbs_steal, sbs_started = steal_seconds(), time.monotonic()
             res["side_by_side"] = side_by_side(
-                work, config, duration, True, args.repeat, args.quick
+                work, config, duration, True, args.repeat, res["turn_calls"]
             )
             res["sbs_steal"] = _stolen(sbs_steal, sbs_started)
         if "parts" not in skip:
             res["parts"] = parts(work, config, duration, repeat=args.repeat)
         if "asyncio" not in skip:
-            res["asyncio"] = side_by_side(work, config, duration, False, args.repeat, args.quick)
+            res["asyncio"] = side_by_side(
+                work, config, duration, False, args.repeat, res["turn_calls"]
+            )
         if "inproc" not in skip:
             res["inproc"] = inprocess(work, 2000 if args.quick else 20_000)
         if "memory" not in skip:
