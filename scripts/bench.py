@@ -508,14 +508,14 @@ def render(res: dict[str, Any], command: str) -> tuple[str, list[tuple[str, bool
         # frame, flat out, which is also what bounds the calls/s a core carries. 500 calls/s
         # and the parts table's lower bound are shown beside it.
         bound = res.get("parts", {}).get("bound")
-        plain = res.get("asyncio", {}).get("floor", {}).get("flat")
+        stock_floor = res.get("asyncio", {}).get("floor", {}).get("flat")
         checks.append((
             "CPU per routed call ≤ 0.3 ms with uvloop (flat out, the frame of the issue's floor "
             "figures)",
             df["cpu_ms_per_call"] <= 0.3,
             f"flat out {ms(df['cpu_ms_per_call'])} ms (the floor {ms(ff['cpu_ms_per_call'])}"
-            + (f"; stock asyncio, the floor {ms(plain['cpu_ms_per_call'])} against the issue's "
-               "about 0.124" if plain else "")
+            + (f"; stock asyncio, the floor {ms(stock_floor['cpu_ms_per_call'])} against the "
+               "issue's about 0.124" if stock_floor else "")
             + f"); at 500 calls/s {ms(d500['cpu_ms_per_call'])} ms (the floor "
             f"{ms(f['500']['cpu_ms_per_call'])}"
             + (f", the lower bound with bare CDRs and a log line "
