@@ -22,7 +22,9 @@ Durability (WAL journal, ``synchronous=NORMAL``):
   After a restart, ``resolve_in_progress`` marks calls that never finished.
 * ``synchronous=NORMAL`` does not fsync the WAL at each commit: a power cut or kernel crash may
   roll back the most recent commits (those since the last checkpoint), but never corrupts the
-  database and never leaves a half-written batch.
+  database and never leaves a half-written batch. A checkpoint (which syncs) comes after
+  ``WAL_AUTOCHECKPOINT_PAGES`` WAL pages, or with the first commit ``checkpoint_every`` seconds
+  (30) after the last one the writer made, whichever is first.
 
 Errors: a statement SQLite refuses (a duplicate uniqueid, an attempt of an unknown call, a
 finish of a call not in progress) fails only its own row: the batch is retried row by row in
@@ -186,7 +188,9 @@ def _out_of_order(rows: list[tuple[Any, ...]], latest: float | None) -> list[tup
 _Step = tuple[str, list[tuple[Any, ...]], int | None]
 
 
-def _commit(db: sqlite3.Connection, steps: list[_Step], yield_every: int | None) -> None:
+def _commit(
+    db: sqlite3.Connection, steps: list[_Step], yield_every: int | None, checkpoint: bool
+) -> None:
     """Run a batch's statements in one transaction (on the writer connection's thread).
 
     A failure to begin (a lock held elsewhere, I/O) is raised as it is: the batch is retried.
@@ -194,6 +198,8 @@ def _commit(db: sqlite3.Connection, steps: list[_Step], yield_every: int | None)
     ``yield_every`` rows the thread yields its core: where the loop shares it, new calls' I/O
     goes first, as it did when each statement was a trip of its own (without it, p99 at 500
     calls/s was up to twice as long: BENCHMARKS.md). ``None``: no yields, for a writer behind.
+    ``checkpoint``: then copy the WAL into the database (passive: readers are not waited for; a
+    checkpoint that fails is left to the next one, the batch is committed either way).
     """
     db.execute("BEGIN IMMEDIATE")
     try:
@@ -218,6 +224,9 @@ def _commit(db: sqlite3.Connection, steps: list[_Step], yield_every: int | None)
     except BaseException:
         _abort(db)
         raise
+    if checkpoint:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 def _abort(db: sqlite3.Connection) -> None:
@@ -251,6 +260,7 @@ class CdrStore(CdrQueue):
         max_batch: int,
         ani_cache_size: int,
         clock: Callable[[], float],
+        checkpoint_every: float = 30.0,
     ) -> None:
         """Wire up an opened store (use ``open``, which also starts the writer task)."""
         super().__init__(rconn, max_batch=max_batch, ani_cache_size=ani_cache_size, clock=clock)
@@ -263,6 +273,8 @@ class CdrStore(CdrQueue):
         self._closing_at: float | None = None
         self._gave_up_closing = False
         self._closer: asyncio.Task[None] | None = None
+        self._checkpoint_every = checkpoint_every
+        self._checkpointed_at = self._loop.time()
         self._task = self._loop.create_task(self._run(), name="cdr-writer")
         self._task.add_done_callback(self._writer_done)
         #: Transactions committed so far (batches, row-by-row retries, resolutions).
@@ -280,19 +292,25 @@ class CdrStore(CdrQueue):
         max_batch: int = 500,
         ani_cache_size: int = 65536,
         clock: Callable[[], float] = time.time,
+        checkpoint_every: float = 30.0,
     ) -> Self:
         """Open (creating and migrating if needed) the database and start the writer task.
 
-        ``clock`` stamps ``updated_at``; ``ani_cache_size`` bounds the repeat-caller cache.
+        ``clock`` stamps ``updated_at``; ``ani_cache_size`` bounds the repeat-caller cache;
+        ``checkpoint_every`` bounds the seconds between checkpoints (module docstring).
         ``batch_interval`` is 0.1 s: at 100-500 calls/s that costs 5-10% less CPU per call than
         0.05 s (fewer, larger commits); 0.2 s for every batch saves no more at 500 calls/s and
         lengthens the decision tail, since each commit holds the core longer. So only a batch
         short of ``batch_rows`` (about 50 calls, what 0.1 s brings at 500 calls/s) waits longer
         for them, up to three intervals, at the rate its rows came so far.
         """
-        if batch_interval < 0 or batch_rows < 1 or max_batch < 1 or ani_cache_size < 1:
+        if (
+            batch_interval < 0 or batch_rows < 1 or max_batch < 1 or ani_cache_size < 1
+            or checkpoint_every <= 0
+        ):  # fmt: skip
             raise ValueError(
-                "batch_interval >= 0, batch_rows >= 1, max_batch >= 1, ani_cache_size >= 1"
+                "batch_interval >= 0, batch_rows >= 1, max_batch >= 1, ani_cache_size >= 1, "
+                "checkpoint_every > 0"
             )
         conn = await open_writer(path)
         try:
@@ -308,6 +326,7 @@ class CdrStore(CdrQueue):
             max_batch=max_batch,
             ani_cache_size=ani_cache_size,
             clock=clock,
+            checkpoint_every=checkpoint_every,
         )
 
     async def __aenter__(self) -> Self:
@@ -575,7 +594,11 @@ class CdrStore(CdrQueue):
             # Writes queued past this batch: the writer is behind, and yielding its core to
             # the loop's new calls would only put it further behind (memory grows).
             yield_every = None if self._ops else _YIELD_EVERY
-            await in_thread(self._conn, _commit, steps, yield_every)
+            now = self._loop.time()
+            checkpoint = now - self._checkpointed_at >= self._checkpoint_every
+            await in_thread(self._conn, _commit, steps, yield_every, checkpoint)
+            if checkpoint:
+                self._checkpointed_at = now
         except _Split as exc:
             log.warning("cdr_batch_split", rows=len(batch), error=repr(exc.__cause__))
             await self._write_rows([op for ops in groups for op in ops])

@@ -30,6 +30,7 @@ from callflow.store import (
     StoreClosed,
     StoreError,
     UnknownCall,
+    schema,
 )
 from callflow.store import writer as writer_module
 
@@ -141,6 +142,44 @@ def test_finished_calls_survive_kill_9(db_path: Path) -> None:
     assert os.path.exists(f"{db_path}-wal")  # the commits live in the WAL, never checkpointed
     rows = _rows(db_path, "SELECT status, count(*) FROM calls GROUP BY status ORDER BY status")
     assert rows == [("completed", 40), ("in_progress", 10)]
+
+
+def _checkpointed_calls(db_path: Path, tmp_path: Path) -> int:
+    """Calls in the database file itself, without its WAL: what checkpoints have copied there."""
+    main_only = tmp_path / "main-only.sqlite3"
+    main_only.write_bytes(db_path.read_bytes())
+    try:
+        return int(_rows(main_only, "SELECT count(*) FROM calls")[0][0])
+    except sqlite3.OperationalError:  # not even the schema has been checkpointed
+        return 0
+
+
+async def test_the_writer_lets_the_wal_grow_to_its_autocheckpoint_size(
+    open_store: OpenStore,
+) -> None:
+    store = await open_store()
+    async with store._conn.execute("PRAGMA wal_autocheckpoint") as cur:
+        assert await cur.fetchone() == (schema.WAL_AUTOCHECKPOINT_PAGES,)
+    assert schema.WAL_AUTOCHECKPOINT_PAGES == 10_000
+
+
+@pytest.mark.parametrize(("every", "checkpointed"), [(0.05, 2), (30.0, 0)])
+async def test_a_commit_after_checkpoint_every_seconds_checkpoints_the_wal(
+    open_store: OpenStore, db_path: Path, tmp_path: Path, every: float, checkpointed: int
+) -> None:
+    store = await open_store(checkpoint_every=every)
+    store.start_call(make_start(1))
+    await store.flush()
+    await asyncio.sleep(0.1)
+    store.start_call(make_start(2))
+    await store.flush()
+    assert _rows(db_path, "SELECT count(*) FROM calls") == [(2,)]
+    assert _checkpointed_calls(db_path, tmp_path) == checkpointed
+
+
+async def test_checkpoint_every_must_be_positive(db_path: Path) -> None:
+    with pytest.raises(ValueError, match="checkpoint_every > 0"):
+        await CdrStore.open(db_path, checkpoint_every=0)
 
 
 async def test_starts_are_batched_into_few_commits(open_store: OpenStore, db_path: Path) -> None:
