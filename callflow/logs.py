@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Literal
 
@@ -24,9 +23,10 @@ def configure(fmt: LogFormat = "console", level: str = "info", *, cache: bool = 
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    logline.set_min_level(level)
     structlog.configure(
         processors=[structlog.contextvars.merge_contextvars, logline.Stamp(), renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        wrapper_class=logline.BoundLogger,
         # One write per line (print() makes two: stderr is write-through, so two system calls).
         logger_factory=structlog.WriteLoggerFactory(logline.Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=cache,

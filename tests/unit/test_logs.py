@@ -86,3 +86,58 @@ def test_levels_errors_and_stacks_as_structlog_renders_them(
     assert slow["level"] == "warning"
     assert here["stack"].startswith("Stack (most recent call last):") and "stack_info" not in here
     assert set(plain) == {"event", "level", "timestamp"}  # False flags dropped, as structlog does
+
+
+def test_the_configured_logger_filters_binds_and_interpolates_as_structlogs_does(
+    json_logs: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = structlog.get_logger("test")
+    assert log.is_enabled_for(20) and not log.is_enabled_for(10)
+    assert log.get_effective_level() == 20
+    log.debug("hidden")
+    log.info("%s calls in %s", 3, "queue")
+    log.info("%(n)d left", {"n": 2})
+    bound = log.bind(campaign="spring", node="pbx1")
+    bound.info("bound")
+    bound.unbind("node").info("unbound")
+    bound.try_unbind("node", "absent").info("tried")
+    with pytest.raises(KeyError):
+        bound.unbind("absent")
+    bound.new(fresh=1).info("new")
+    log.msg("as info")
+    log.log(30, "by number")
+    log.log(10, "by number, filtered")
+    log.fatal("as critical")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(x["event"], x["level"]) for x in lines] == [
+        ("3 calls in queue", "info"),
+        ("2 left", "info"),
+        ("bound", "info"),
+        ("unbound", "info"),
+        ("tried", "info"),
+        ("new", "info"),
+        ("as info", "info"),
+        ("by number", "warning"),
+        ("as critical", "critical"),
+    ]
+    assert (lines[2]["campaign"], lines[2]["node"]) == ("spring", "pbx1")
+    assert lines[3]["campaign"] == "spring" and "node" not in lines[3]
+    assert "node" not in lines[4]
+    assert lines[5]["fresh"] == 1 and "campaign" not in lines[5]
+
+
+def test_warning_level_leaves_info_out_and_capture_logs_still_sees_lines(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    saved = structlog.get_config()
+    logs.configure("json", "warning")
+    try:
+        log = structlog.get_logger("test")
+        log.info("quiet")
+        log.warning("loud")
+        with structlog.testing.capture_logs() as captured:
+            log.error("captured", row=7)
+    finally:
+        structlog.configure(**saved)
+    assert [json.loads(line)["event"] for line in capsys.readouterr().err.splitlines()] == ["loud"]
+    assert captured == [{"event": "captured", "row": 7, "log_level": "error"}]
