@@ -323,8 +323,41 @@ def _emit_attempt(hub: EventHub, attempt: DialAttempt, campaign: str, *, told: b
     hub.emit(events.dialed(attempt, campaign))
 
 
+class _Finished:
+    """What recording a finished call needs: its rows, answered attempt and log line's facts."""
+
+    def __init__(
+        self,
+        start: CallStart,
+        end: CallEnd,
+        answered: DialAttempt | None,
+        ani: str | None,
+        rule: object,
+        attempts: int,
+    ) -> None:
+        """Keep what ``_record`` reads (a plain class: compiled, its __init__ is too)."""
+        self.start = start
+        self.end = end
+        self.answered = answered
+        self.ani = ani
+        self.rule = rule
+        self.attempts = attempts
+
+
 async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
-    """Route one inbound call: every outcome ends in a completed CDR row."""
+    """Route one inbound call: every outcome ends in a completed CDR row.
+
+    The call's routing state (its session's replies, decisions, traces, attempts) is let go
+    before its row's commit is waited for: calls waiting for a commit are many at high rates,
+    and each young object they hold is walked again by every garbage collection meanwhile.
+    """
+    finished = await _route_call(session, ctx)
+    if finished is not None:
+        await _record(ctx, finished)
+
+
+async def _route_call(session: AgiSession, ctx: CallContext) -> _Finished | None:
+    """Attribute, enrich, decide and act; None when the reconciler will finish the call."""
     routing = ctx.routing  # calls keep the rules they started with, whatever reloads
     config = routing.config
     started = ctx.clock()
@@ -371,20 +404,26 @@ async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
         log.warning("call.adopted_by_reconciler")
         if hub is not None:
             hub.metrics.call_ended(start.campaign or "", UNKNOWN, 0.0, 0.0)
-        return
+        return None
     if lost and end.disposition != ANSWERED:
         end = replace(end, disposition=UNKNOWN, hangup_by=None)
     await session.close()
+    return _Finished(start, end, call.dials.answered, caller.e164 or caller.ani_raw,
+                     reason["rule"], len(call.dials.attempts))  # fmt: skip
+
+
+async def _record(ctx: CallContext, finished: _Finished) -> None:
+    """Finish the call's row, bill it once committed, tell subscribers, log its line."""
+    start, end = finished.start, finished.end
     await ctx.store.finish_call(end)
     if ctx.billing is not None and not ctx.billing.state.idle:
-        await _bill(ctx.billing, start, end, call.dials.answered)
+        await _bill(ctx.billing, start, end, finished.answered)
     _after(ctx, start, end)
     log.info(
-        "call.end", dnis=attribution.dnis, campaign=start.campaign,
-        ani=caller.e164 or caller.ani_raw, city=caller.city, state=caller.state, repeat=repeat,
-        rule=reason["rule"], disposition=end.disposition, target=end.final_target,
-        attempts=len(call.dials.attempts), ring=end.ring_seconds, talk=end.talk_seconds,
-        hangup_by=end.hangup_by,
+        "call.end", dnis=start.dnis, campaign=start.campaign, ani=finished.ani, city=start.city,
+        state=start.state, repeat=start.repeat_caller, rule=finished.rule,
+        disposition=end.disposition, target=end.final_target, attempts=finished.attempts,
+        ring=end.ring_seconds, talk=end.talk_seconds, hangup_by=end.hangup_by,
     )  # fmt: skip
 
 
