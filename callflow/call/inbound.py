@@ -347,8 +347,8 @@ class _Finished:
 async def handle_inbound(session: AgiSession, ctx: CallContext) -> None:
     """Route one inbound call: every outcome ends in a completed CDR row.
 
-    The call's routing state (its session's replies, decisions, traces, attempts) is let go
-    before its row's commit is waited for: calls waiting for a commit are many at high rates,
+    The call's routing state (its decisions and their traces, its attempts, the reason) is let
+    go before its row's commit is waited for: calls waiting for a commit are many at high rates,
     and each young object they hold is walked again by every garbage collection meanwhile.
     """
     finished = await _route_call(session, ctx)

@@ -23,8 +23,8 @@ Durability (WAL journal, ``synchronous=NORMAL``):
 * ``synchronous=NORMAL`` does not fsync the WAL at each commit: a power cut or kernel crash may
   roll back the most recent commits (those since the last checkpoint), but never corrupts the
   database and never leaves a half-written batch. A checkpoint (which syncs) comes after
-  ``WAL_AUTOCHECKPOINT_PAGES`` WAL pages, or with the first commit ``checkpoint_every`` seconds
-  (30) after the last one the writer made, whichever is first.
+  ``WAL_AUTOCHECKPOINT_PAGES`` WAL pages, and at most ``checkpoint_every`` seconds (30) after
+  the writer's last one: with a commit then, or as soon as the writer is idle.
 
 Errors: a statement SQLite refuses (a duplicate uniqueid, an attempt of an unknown call, a
 finish of a call not in progress) fails only its own row: the batch is retried row by row in
@@ -225,8 +225,13 @@ def _commit(
         _abort(db)
         raise
     if checkpoint:
-        with contextlib.suppress(sqlite3.Error):
-            db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        _checkpoint(db)
+
+
+def _checkpoint(db: sqlite3.Connection) -> None:
+    """Copy the WAL into the database, passively; one that fails is left to the next."""
+    with contextlib.suppress(sqlite3.Error):
+        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 def _abort(db: sqlite3.Connection) -> None:
@@ -275,6 +280,7 @@ class CdrStore(CdrQueue):
         self._closer: asyncio.Task[None] | None = None
         self._checkpoint_every = checkpoint_every
         self._checkpointed_at = self._loop.time()
+        self._unsynced = False  # commits since the writer's last checkpoint
         self._task = self._loop.create_task(self._run(), name="cdr-writer")
         self._task.add_done_callback(self._writer_done)
         #: Transactions committed so far (batches, row-by-row retries, resolutions).
@@ -391,7 +397,9 @@ class CdrStore(CdrQueue):
             self._check_alive()
             try:
                 async with self._tx_lock:
-                    return await work(self._conn)
+                    result = await work(self._conn)
+                self._unsynced = True
+                return result
             except sqlite3.OperationalError as exc:
                 delay = retry.next_delay()
                 if delay is None or self._closing:
@@ -442,6 +450,7 @@ class CdrStore(CdrQueue):
                 await self._rollback()
                 raise
             self.commits += 1
+            self._unsynced = True
         log.info("cdr_in_progress_resolved", resolved=resolved, unknown=unknown)
         return resolved + unknown
 
@@ -481,7 +490,7 @@ class CdrStore(CdrQueue):
                 if self._closing:
                     return
                 self._wake.clear()
-                await self._wake.wait()
+                await self._idle()
                 continue
             if not self._hurried():
                 await self._kicked_within(self._oldest + self._batch_interval - self._loop.time())
@@ -493,6 +502,23 @@ class CdrStore(CdrQueue):
             self._inflight = []
             self._done += len(batch)
             self._release_waiters()
+
+    async def _idle(self) -> None:
+        """Wait for work; checkpoint meanwhile once ``checkpoint_every`` is up after a commit."""
+        if not self._unsynced:
+            await self._wake.wait()
+            return
+        due = self._checkpointed_at + self._checkpoint_every - self._loop.time()
+        if due > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(due):
+                    await self._wake.wait()
+            if self._wake.is_set():
+                return
+        async with self._tx_lock:
+            await in_thread(self._conn, _checkpoint)
+        self._checkpointed_at = self._loop.time()
+        self._unsynced = False
 
     def _hurried(self) -> bool:
         """Whether the queued writes are to go now: closing, a flush, or a full batch."""
@@ -597,6 +623,7 @@ class CdrStore(CdrQueue):
             now = self._loop.time()
             checkpoint = now - self._checkpointed_at >= self._checkpoint_every
             await in_thread(self._conn, _commit, steps, yield_every, checkpoint)
+            self._unsynced = not checkpoint
             if checkpoint:
                 self._checkpointed_at = now
         except _Split as exc:
@@ -630,6 +657,7 @@ class CdrStore(CdrQueue):
             await self._rollback()
             raise
         self.commits += 1
+        self._unsynced = True
         for op, outcome in zip(ops, outcomes, strict=True):
             if outcome is not None:
                 self.rejected_rows += 1

@@ -177,6 +177,23 @@ async def test_a_commit_after_checkpoint_every_seconds_checkpoints_the_wal(
     assert _checkpointed_calls(db_path, tmp_path) == checkpointed
 
 
+async def test_an_idle_writer_checkpoints_its_last_commits_after_checkpoint_every(
+    open_store: OpenStore, db_path: Path, tmp_path: Path
+) -> None:
+    store = await open_store(checkpoint_every=0.5)
+    store.start_call(make_start(1))
+    await store.flush()  # committed, then nothing more comes
+    assert _checkpointed_calls(db_path, tmp_path) == 0
+    for _ in range(150):
+        await asyncio.sleep(0.02)
+        if _checkpointed_calls(db_path, tmp_path):
+            break
+    assert _checkpointed_calls(db_path, tmp_path) == 1
+    store.start_call(make_start(2))  # the writer still takes work after its checkpoint
+    await store.flush()
+    assert _rows(db_path, "SELECT count(*) FROM calls") == [(2,)]
+
+
 async def test_checkpoint_every_must_be_positive(db_path: Path) -> None:
     with pytest.raises(ValueError, match="checkpoint_every > 0"):
         await CdrStore.open(db_path, checkpoint_every=0)
