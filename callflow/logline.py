@@ -167,15 +167,11 @@ class BoundLogger:
 
     def debug(self, event: Any = None, *args: Any, **kw: Any) -> Any:
         """Log at debug."""
-        if _threshold.level > 10:
-            return None
-        return self._proxy("debug", _interpolated(event, args), kw)
+        return self._at(10, "debug", event, args, kw)
 
     def info(self, event: Any = None, *args: Any, **kw: Any) -> Any:
         """Log at info."""
-        if _threshold.level > 20:
-            return None
-        return self._proxy("info", _interpolated(event, args), kw)
+        return self._at(20, "info", event, args, kw)
 
     def msg(self, event: Any = None, *args: Any, **kw: Any) -> Any:
         """Log at info."""
@@ -183,9 +179,7 @@ class BoundLogger:
 
     def warning(self, event: Any = None, *args: Any, **kw: Any) -> Any:
         """Log at warning."""
-        if _threshold.level > 30:
-            return None
-        return self._proxy("warning", _interpolated(event, args), kw)
+        return self._at(30, "warning", event, args, kw)
 
     def warn(self, event: Any = None, *args: Any, **kw: Any) -> Any:
         """Log at warning."""
@@ -193,9 +187,7 @@ class BoundLogger:
 
     def error(self, event: Any = None, *args: Any, **kw: Any) -> Any:
         """Log at error."""
-        if _threshold.level > 40:
-            return None
-        return self._proxy("error", _interpolated(event, args), kw)
+        return self._at(40, "error", event, args, kw)
 
     def exception(self, event: Any = None, *args: Any, **kw: Any) -> Any:
         """Log at error, with the exception being handled."""
@@ -204,9 +196,7 @@ class BoundLogger:
 
     def critical(self, event: Any = None, *args: Any, **kw: Any) -> Any:
         """Log at critical."""
-        if _threshold.level > 50:
-            return None
-        return self._proxy("critical", _interpolated(event, args), kw)
+        return self._at(50, "critical", event, args, kw)
 
     def fatal(self, event: Any = None, *args: Any, **kw: Any) -> Any:
         """Log at critical."""
@@ -214,10 +204,15 @@ class BoundLogger:
 
     def log(self, level: int, event: Any = None, *args: Any, **kw: Any) -> Any:
         """Log at a numeric level."""
+        return self._at(level, _LEVEL_NAMES.get(level, "notset"), event, args, kw)
+
+    def _at(
+        self, level: int, method_name: str, event: Any, args: tuple[Any, ...], kw: dict[str, Any]
+    ) -> Any:
+        """Write the line unless ``level`` is below the threshold."""
         if level < _threshold.level:
             return None
-        name = _LEVEL_NAMES.get(level, "notset")
-        return self._proxy(name, _interpolated(event, args), kw)
+        return self._proxy(method_name, _interpolated(event, args), kw)
 
     def _proxy(self, method_name: str, event: Any, kw: dict[str, Any]) -> Any:
         """Run the processors, then hand the result to the wrapped logger's method."""
