@@ -9,6 +9,7 @@ wrapper class: structlog's own runs five interpreted calls per line before the f
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -85,8 +86,12 @@ def render_json(logger: Any, method_name: str, event_dict: EventDict) -> str:
     return _encode_line(event_dict)
 
 
-#: structlog's numeric levels of its method names (``logging``'s numbers).
-_LEVELS: Final = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+#: The levels of the methods (``logging``'s numbers, which structlog uses too).
+_DEBUG: Final = logging.DEBUG
+_INFO: Final = logging.INFO
+_WARNING: Final = logging.WARNING
+_ERROR: Final = logging.ERROR
+_CRITICAL: Final = logging.CRITICAL
 
 
 class _Threshold:
@@ -102,7 +107,7 @@ _threshold: Final = _Threshold()
 
 def set_min_level(level: str) -> None:
     """Write only lines at ``level`` (debug, info, warning, error, critical) and above."""
-    _threshold.level = _LEVELS[level.lower()]
+    _threshold.level = logging.getLevelNamesMapping()[level.upper()]
 
 
 def _interpolated(event: Any, args: tuple[Any, ...]) -> Any:
@@ -167,11 +172,11 @@ class BoundLogger:
 
     def debug(self, event: Any = None, *args: Any, **kw: Any) -> Any:
         """Log at debug."""
-        return self._at(10, "debug", event, args, kw)
+        return self._at(_DEBUG, "debug", event, args, kw)
 
     def info(self, event: Any = None, *args: Any, **kw: Any) -> Any:
         """Log at info."""
-        return self._at(20, "info", event, args, kw)
+        return self._at(_INFO, "info", event, args, kw)
 
     def msg(self, event: Any = None, *args: Any, **kw: Any) -> Any:
         """Log at info."""
@@ -179,7 +184,7 @@ class BoundLogger:
 
     def warning(self, event: Any = None, *args: Any, **kw: Any) -> Any:
         """Log at warning."""
-        return self._at(30, "warning", event, args, kw)
+        return self._at(_WARNING, "warning", event, args, kw)
 
     def warn(self, event: Any = None, *args: Any, **kw: Any) -> Any:
         """Log at warning."""
@@ -187,7 +192,7 @@ class BoundLogger:
 
     def error(self, event: Any = None, *args: Any, **kw: Any) -> Any:
         """Log at error."""
-        return self._at(40, "error", event, args, kw)
+        return self._at(_ERROR, "error", event, args, kw)
 
     def exception(self, event: Any = None, *args: Any, **kw: Any) -> Any:
         """Log at error, with the exception being handled."""
@@ -196,7 +201,7 @@ class BoundLogger:
 
     def critical(self, event: Any = None, *args: Any, **kw: Any) -> Any:
         """Log at critical."""
-        return self._at(50, "critical", event, args, kw)
+        return self._at(_CRITICAL, "critical", event, args, kw)
 
     def fatal(self, event: Any = None, *args: Any, **kw: Any) -> Any:
         """Log at critical."""
@@ -204,7 +209,7 @@ class BoundLogger:
 
     def log(self, level: int, event: Any = None, *args: Any, **kw: Any) -> Any:
         """Log at a numeric level."""
-        return self._at(level, _LEVEL_NAMES.get(level, "notset"), event, args, kw)
+        return self._at(level, logging.getLevelName(level).lower(), event, args, kw)
 
     def _at(
         self, level: int, method_name: str, event: Any, args: tuple[Any, ...], kw: dict[str, Any]
@@ -237,6 +242,3 @@ class BoundLogger:
             "Last processor didn't return an appropriate value.  Valid return values are a "
             "dict, a tuple of (args, kwargs), bytes, or a str."
         )
-
-
-_LEVEL_NAMES: Final = {number: name for name, number in _LEVELS.items()}
