@@ -57,6 +57,10 @@ class AgiServer:
         self._port = port
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Bound once and shared by every connection and task: three objects less per call.
+        self._on_header: Callable[[AgiConnection], None] = self._header_received
+        self._on_error: Callable[[AgiConnection, ProtocolError], None] = self._not_agi
+        self._forget: Callable[[asyncio.Task[None]], None] = self._tasks.discard
         self._pending: dict[AgiConnection, asyncio.TimerHandle] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -136,7 +140,7 @@ class AgiServer:
         """A protocol for a new connection, dropped if no header comes within header_timeout."""
         loop = self._loop
         assert loop is not None
-        conn = AgiConnection(self._header_received, self._not_agi, loop)
+        conn = AgiConnection(self._on_header, self._on_error, loop)
         self._pending[conn] = loop.call_later(self.header_timeout, self._header_late, conn)
         return conn
 
@@ -149,7 +153,7 @@ class AgiServer:
         task = start_eagerly(conn.loop, self._serve(session))
         if task is not None:
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._forget)
 
     def _not_agi(self, conn: AgiConnection, exc: ProtocolError) -> None:
         """The peer sent something other than an AGI header, or left before finishing it."""

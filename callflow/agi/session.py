@@ -215,7 +215,7 @@ class AgiSession:
         self._events = connection.events
         # One command in flight: the turn, and the commands waiting for it (first come first).
         self._busy = False
-        self._turns: deque[asyncio.Future[None]] = deque()
+        self._turns: deque[asyncio.Future[None]] | None = None  # made on first contention
         self._closed = False
         self._released = False  # half-closed by release()
         self._expired = False
@@ -295,13 +295,16 @@ class AgiSession:
         An asyncio.Lock did this; this costs no interpreted frames on the uncontended path.
         """
         waiter = self._conn.loop.create_future()
-        self._turns.append(waiter)
+        turns = self._turns
+        if turns is None:
+            turns = self._turns = deque()
+        turns.append(waiter)
         try:
             await waiter
         except BaseException:
             if waiter.cancelled():
-                if waiter in self._turns:  # else a turn's end already dropped it
-                    self._turns.remove(waiter)
+                if waiter in turns:  # else a turn's end already dropped it
+                    turns.remove(waiter)
             else:  # handed the turn, then cancelled before it ran: hand it on
                 self._pass_turn()
             raise
