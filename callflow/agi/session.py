@@ -178,20 +178,21 @@ class AgiConnection(asyncio.Protocol):
             self._writable = self.loop.create_future()
         return self._writable
 
-    async def wait(self) -> None:
-        """Wait until more events, an error or EOF arrive."""
-        waiter = self.loop.create_future()
-        self._waiter = waiter
-        try:
-            await waiter
-        finally:
-            self._waiter = None
+    def wait(self) -> asyncio.Future[None]:
+        """A future to await until more events, an error or EOF arrive.
+
+        A plain future, not a coroutine: one frame less between a reply and its command.
+        """
+        waiter = self._waiter = self.loop.create_future()
+        return waiter
 
     def wake(self) -> None:
-        """Wake the waiter, if any."""
+        """Wake the waiter, if any (once: the next wait makes a new one)."""
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 class AgiSession:

@@ -263,24 +263,31 @@ class InboundCall:
             self.recording = await start_recording(self.session, config.recordings,
                                                    self.start.uniqueid)  # fmt: skip
         hub = ctx.events
-        announced: set[int] = set()  # attempts whose answer was told live
+        watch = ctx.live is not None and hub is not None and hub.active
+        # Attempts whose answer was told live; made only when answers are watched.
+        announced: set[int] | None = set() if watch else None
 
         def on_attempt(attempt: DialAttempt) -> None:
             ctx.store.add_attempt(attempt)
             if hub is not None and hub.active:
-                _emit_attempt(hub, attempt, campaign, told=attempt.seq in announced)
+                told = announced is not None and attempt.seq in announced
+                _emit_attempt(hub, attempt, campaign, told=told)
 
-        def on_answer(leg: Mapping[str, Any]) -> None:
-            if hub is not None:
-                announced.add(int(leg["seq"]))
-                hub.emit(events.answered_live(self.start.uniqueid, campaign,
-                                              float(leg["answered_at"]), leg))  # fmt: skip
+        on_answer: Callable[[Mapping[str, Any]], None] | None = None
+        if watch:
 
-        watch = ctx.live is not None and hub is not None and hub.active
+            def answered_live(leg: Mapping[str, Any]) -> None:
+                if hub is not None and announced is not None:
+                    announced.add(int(leg["seq"]))
+                    hub.emit(events.answered_live(self.start.uniqueid, campaign,
+                                                  float(leg["answered_at"]), leg))  # fmt: skip
+
+            on_answer = answered_live
+
         dial = DialContext(
             self.start.uniqueid, campaign, ctx.counters, ctx.clock, on_attempt,
             billing=ctx.billing.state if ctx.billing else None, ani_e164=self.start.ani_e164,
-            live=ctx.live if watch else None, on_answer=on_answer if watch else None,
+            live=ctx.live if watch else None, on_answer=on_answer,
         )  # fmt: skip
         await dial_route(self.session, dial, route, self.dials)
 
