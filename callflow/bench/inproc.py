@@ -116,8 +116,10 @@ def _headers(count: int) -> list[bytes]:
     return [generator.header() for _ in range(count)]
 
 
-async def _drive(server: AgiServer, headers: list[bytes], concurrency: int) -> None:
-    """Place every call, ``concurrency`` at a time, and wait until each is closed."""
+async def _drive(
+    server: AgiServer, headers: list[bytes], concurrency: int, gap: float = 0.0
+) -> None:
+    """Place every call, ``concurrency`` at a time (``gap`` seconds apart), until each is closed."""
     loop = asyncio.get_running_loop()
     slots = asyncio.Semaphore(concurrency)
     finished = loop.create_future()
@@ -135,6 +137,8 @@ async def _drive(server: AgiServer, headers: list[bytes], concurrency: int) -> N
         conn = server._new_connection()  # what the loop does for an accepted socket
         conn.connection_made(_Transport(loop, conn, done))  # type: ignore[arg-type]
         conn.data_received(header)
+        if gap > 0:
+            await asyncio.sleep(gap)  # the loop idles, as between calls at a modest rate
     await finished
 
 
@@ -145,9 +149,19 @@ async def _idle(server: AgiServer) -> None:
 
 
 async def bench_inprocess(
-    workdir: Path, *, calls: int, concurrency: int = 32, warmup: int = 2000, agi_only: bool = False
+    workdir: Path,
+    *,
+    calls: int,
+    concurrency: int = 32,
+    warmup: int = 2000,
+    agi_only: bool = False,
+    gap: float = 0.0,
 ) -> dict[str, Any]:
-    """Serve ``calls`` calls after ``warmup`` ones; return the CPU µs per call, by thread."""
+    """Serve ``calls`` calls after ``warmup`` ones; return the CPU µs per call, by thread.
+
+    ``gap``: place the measured calls that many seconds apart, the loop idle in between (a
+    core that idles between calls pays more per call: its caches, and a virtual CPU's halt).
+    """
     from callflow.daemon import Daemon, DaemonOptions
 
     headers = _headers(warmup + calls)
@@ -167,7 +181,7 @@ async def bench_inprocess(
         await _drive(server, headers[:warmup], concurrency)
         await _idle(server)
         cpu0, main0 = time.process_time(), time.thread_time()
-        await _drive(server, headers[warmup:], concurrency)
+        await _drive(server, headers[warmup:], concurrency, gap)
         await _idle(server)
         cpu, main = time.process_time() - cpu0, time.thread_time() - main0
     finally:
@@ -178,6 +192,7 @@ async def bench_inprocess(
     result: dict[str, Any] = {
         "calls": calls,
         "agi_only": agi_only,
+        "gap": gap,
         "cpu_us_per_call": cpu / calls * 1e6,
         "main_us_per_call": main / calls * 1e6,
         "other_threads_us_per_call": (cpu - main) / calls * 1e6,
@@ -196,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calls", type=int, default=20_000)
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--agi-only", action="store_true")
+    p.add_argument("--gap", type=float, default=0.0, help="seconds between measured calls")
     p.add_argument("--no-uvloop", action="store_true")
     args = p.parse_args(argv)
     logs.configure("json", "info", cache=True)  # as the daemon logs in production
@@ -209,8 +225,9 @@ def main(argv: list[str] | None = None) -> int:
             pass
     with tempfile.TemporaryDirectory(prefix="callflow-inproc-") as tmp:
         bench = bench_inprocess(
-            Path(tmp), calls=args.calls, concurrency=args.concurrency, agi_only=args.agi_only
-        )
+            Path(tmp), calls=args.calls, concurrency=args.concurrency, agi_only=args.agi_only,
+            gap=args.gap,
+        )  # fmt: skip
         result = runner(bench)
     result["uvloop"] = runner is not asyncio.run
     print(json.dumps(result), flush=True)

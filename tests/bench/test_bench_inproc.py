@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from callflow.agi.protocol import format_command
@@ -36,3 +37,10 @@ async def test_the_agi_layer_alone_serves_every_call(tmp_path: Path) -> None:
     result = await bench_inprocess(tmp_path, calls=200, warmup=20, agi_only=True)
     assert result["calls"] == 200 and "completed_rows" not in result
     assert result["cpu_us_per_call"] > 0
+
+
+async def test_spaced_calls_are_placed_gap_apart_and_all_recorded(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = await bench_inprocess(tmp_path, calls=50, warmup=10, concurrency=8, gap=0.01)
+    assert time.monotonic() - started >= 50 * 0.01  # the loop waited between the calls
+    assert result["gap"] == 0.01 and result["completed_rows"] == 60
