@@ -38,17 +38,12 @@ MAX_ARGS = 128
 _ENCODING = "utf-8"
 _ERRORS = "surrogateescape"
 _EMPTY: Mapping[str, str] = MappingProxyType({})
-_ARG_RE = re.compile(r"agi_arg_([0-9]{1,9})\Z")
-#: The keys res_agi.c sends (``setup_env``), besides ``agi_arg_N``: recognised by one lookup.
-# fmt: off
-_KEYS = frozenset({
-    "agi_network", "agi_network_script", "agi_request", "agi_channel", "agi_language",
-    "agi_type", "agi_uniqueid", "agi_version", "agi_callerid", "agi_calleridname",
-    "agi_callingpres", "agi_callingani2", "agi_callington", "agi_callingtns", "agi_dnid",
-    "agi_rdnis", "agi_context", "agi_extension", "agi_priority", "agi_enhanced",
-    "agi_accountcode", "agi_threadid",
-})
-# fmt: on
+#: Header lines as res_agi.c writes them, and as ``HeaderParser`` accepts them: ``agi_`` and a
+#: name of ASCII letters, digits and underscores, a colon, then the value up to the newline
+#: (the block's last line may come without it).
+_LINES_RE = re.compile(rb"(?:agi_[A-Za-z0-9_]+:[^\n]*(?:\n|\Z))*\Z")
+#: The numbered script arguments (at most nine digits, as ``int`` keeps them exact).
+_ARG_LINE_RE = re.compile(rb"\nagi_arg_([0-9]{1,9}):")
 _REPLY_RE = re.compile(r"([1-5][0-9]{2})([ -])(.*)\Z", re.DOTALL)
 _VERB_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?: [A-Za-z][A-Za-z0-9_]*)*\Z")
 
@@ -70,99 +65,144 @@ def _decode(data: bytes) -> str:
     return data.decode(_ENCODING, _ERRORS)
 
 
+#: What each key's line starts with, for the keys looked up so far (the daemon reads a few).
+_NEEDLES: dict[str, bytes] = {}
+
+
+def _needle(key: str) -> bytes:
+    """What a ``key`` line starts with in a header block (empty if no line can have the key)."""
+    needle = _NEEDLES.get(key)
+    if needle is None:
+        needle = b"\n" + key.encode("ascii") + b":" if key.isascii() else b""
+        if len(_NEEDLES) < 256:
+            _NEEDLES[key] = needle
+    return needle
+
+
+def _value(lines: bytes, key: str) -> str | None:
+    """The value of the last ``key`` line of a checked header block (``\\n`` first), or None.
+
+    As res_agi.c writes it: one space after the colon and a final ``\\r`` are not the value's.
+    """
+    name = _needle(key)
+    at = lines.rfind(name) if name else -1
+    if at < 0:
+        return None
+    start = at + len(name)
+    end = lines.index(b"\n", start)
+    if end > start and lines[end - 1] == 13:  # b"\r"
+        end -= 1
+    if end > start and lines[start] == 32:  # b" "
+        start += 1
+    return _decode(lines[start:end])
+
+
+def _pairs(lines: bytes) -> dict[str, str]:
+    """Every ``agi_*`` key of a checked header block with its value (the last line of a key)."""
+    env: dict[str, str] = {}
+    for line in lines.split(b"\n"):
+        if line:
+            key = line[: line.index(b":")].decode("ascii")
+            env[key] = _value(lines, key) or ""
+    return env
+
+
 @dataclass(frozen=True, slots=True, init=False)
 class Header:
-    """The ``agi_*`` environment Asterisk sends when a FastAGI connection opens."""
+    """The ``agi_*`` environment Asterisk sends when a FastAGI connection opens.
 
-    env: Mapping[str, str] = field(hash=False)
+    It keeps the header's lines as they came and decodes a value when it is asked for: a call
+    reads a handful of the two dozen keys.
+    """
+
+    lines: bytes = field(repr=False)
     script: str = "/"
     query: Mapping[str, str] = field(default_factory=lambda: _EMPTY, hash=False)
     args: tuple[str, ...] = ()
 
     def __init__(
         self,
-        env: Mapping[str, str],
+        lines: bytes,
         script: str = "/",
         query: Mapping[str, str] = _EMPTY,
         args: tuple[str, ...] = (),
     ) -> None:
         """Set the fields (written out for mypyc: scripts/compiled-modules)."""
-        object.__setattr__(self, "env", env)
+        object.__setattr__(self, "lines", lines)
         object.__setattr__(self, "script", script)
         object.__setattr__(self, "query", query)
         object.__setattr__(self, "args", args)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], *, args: bool = True) -> Header:
-        """Build a header from decoded ``agi_*`` pairs, splitting the script path and query.
+    def parse(cls, lines: bytes, *, args: bool = True) -> Header:
+        """Build a header from its checked lines (``\\n`` first), splitting the script and query.
 
-        ``args=False`` says no ``agi_arg_N`` key is among them (the parser knows), so none is
+        ``args=False`` says no ``agi_arg_N`` line is among them (the parser knows), so none is
         looked for.
         """
-        raw_script = env.get("agi_network_script", "")
-        path, _, qs = raw_script.partition("?")
-        script = "/" + path.strip("/")
-        query = _parse_query(qs)
-        numbered = (
-            sorted(
-                (int(m.group(1)), value)
-                for key, value in env.items()
-                if key.startswith("agi_arg_") and (m := _ARG_RE.match(key)) is not None
+        path, _, qs = (_value(lines, "agi_network_script") or "").partition("?")
+        numbered: list[tuple[int, str]] = []
+        if args:
+            keys = {m.group(1) for m in _ARG_LINE_RE.finditer(lines)}
+            numbered = sorted(
+                (int(digits), _value(lines, "agi_arg_" + digits.decode("ascii")) or "")
+                for digits in keys
             )
-            if args
-            else []
-        )
         return cls(
-            env=MappingProxyType(env if isinstance(env, _OwnedEnv) else dict(env)),
-            script=script,
-            query=MappingProxyType(query),
+            lines=lines,
+            script="/" + path.strip("/"),
+            query=MappingProxyType(_parse_query(qs)),
             args=tuple(value for _, value in numbered),
         )
 
+    @property
+    def env(self) -> Mapping[str, str]:
+        """Every ``agi_*`` key with its value, read-only (decoded anew at each use)."""
+        return MappingProxyType(_pairs(self.lines))
+
     def get(self, name: str) -> str | None:
         """Return ``agi_<name>`` (prefix optional), or None if missing or Asterisk's ``unknown``."""
-        key = name if name.startswith("agi_") else "agi_" + name
-        value = self.env.get(key)
+        return self._get(name if name.startswith("agi_") else "agi_" + name)
+
+    def _get(self, key: str) -> str | None:
+        """Return the value of ``key``, or None if missing or Asterisk's ``unknown``."""
+        value = _value(self.lines, key)
         return None if value is None or value == "unknown" else value
 
     @property
     def uniqueid(self) -> str | None:
         """Asterisk's channel unique id."""
-        return self.get("uniqueid")
+        return self._get("agi_uniqueid")
 
     @property
     def channel(self) -> str | None:
         """The channel name, e.g. ``PJSIP/trunk-00000001``."""
-        return self.get("channel")
+        return self._get("agi_channel")
 
     @property
     def callerid(self) -> str | None:
         """The caller number (ANI)."""
-        return self.get("callerid")
+        return self._get("agi_callerid")
 
     @property
     def calleridname(self) -> str | None:
         """The caller name."""
-        return self.get("calleridname")
+        return self._get("agi_calleridname")
 
     @property
     def dnid(self) -> str | None:
         """The dialed number, ``CALLERID(dnid)``."""
-        return self.get("dnid")
+        return self._get("agi_dnid")
 
     @property
     def extension(self) -> str | None:
         """The dialplan extension the AGI was launched from."""
-        return self.get("extension")
+        return self._get("agi_extension")
 
     @property
     def context(self) -> str | None:
         """The dialplan context the AGI was launched from."""
-        return self.get("context")
-
-
-class _OwnedEnv(dict[str, str]):
-    """A header parser's own env dict: handed to the Header without a defensive copy."""
+        return self._get("agi_context")
 
 
 def _parse_query(qs: str) -> dict[str, str]:
@@ -201,7 +241,6 @@ class HeaderParser:
         self._buf = bytearray()
         self._scanned = 0
         self._size = 0
-        self._env: dict[str, str] = _OwnedEnv()
         self._args = False  # whether any line so far may be an agi_arg_N
         self._header: Header | None = None
         self.trailing = b""
@@ -223,7 +262,7 @@ class HeaderParser:
         # so a garbled peer is refused at its first bad line, not at a blank line it never sends.
         upto = end[0] if end is not None else buf.rfind(b"\n") + 1
         if upto > self._scanned:
-            self._add_lines(bytes(buf[self._scanned : upto]))
+            self._check_lines(bytes(buf[self._scanned : upto]))
             self._scanned = upto
         if end is None:
             if len(buf) - upto >= self._max_line:
@@ -233,35 +272,26 @@ class HeaderParser:
         after = end[1]
         self._check_size(after)
         self._size = after
+        if end[0] == 0:
+            raise ProtocolError("empty AGI header")
+        lines = b"\n" + bytes(buf[: end[0] + 1])
+        self._header = Header.parse(lines, args=self._args)
         del buf[:after]
-        return self._finish()
+        self.trailing = bytes(buf)
+        buf.clear()
+        return self._header
 
-    def _add_lines(self, block: bytes) -> None:
-        """Record complete ``agi_key: value`` lines (a block ending at a line boundary)."""
-        args = b"agi_arg_" in block
-        self._args = self._args or args
-        if len(block) < self._max_line and b"\r" not in block and self._add_known(block, args):
+    def _check_lines(self, block: bytes) -> None:
+        """Check complete ``agi_key: value`` lines (a block ending at a line boundary)."""
+        self._args = self._args or b"agi_arg_" in block
+        if len(block) < self._max_line and b"\r" not in block and _LINES_RE.match(block):
             return
         for line in block.split(b"\n"):  # line by line, to name the first bad one
             if not line:
                 continue  # the empty piece after the block's final newline
             if len(line) + 1 > self._max_line:
                 raise ProtocolError(f"header line longer than {self._max_line} bytes")
-            self._add_line(line[:-1] if line.endswith(b"\r") else line)
-
-    def _add_known(self, block: bytes, args: bool) -> bool:
-        """Record the block's lines if each is ``key: value`` with a key res_agi.c sends.
-
-        False at the first other line; ``_add_line`` then decides, line by line.
-        """
-        env = self._env
-        for line in _decode(block).split("\n"):
-            key, sep, value = line.partition(": ")
-            if sep and (key in _KEYS or (args and _ARG_RE.match(key) is not None)):
-                env[key] = value
-            elif line:  # not the empty piece after the block's final newline
-                return False
-        return True
+            self._check_line(line[:-1] if line.endswith(b"\r") else line)
 
     def eof(self) -> None:
         """Signal end of input; raise IncompleteHeader unless the header was complete."""
@@ -275,28 +305,16 @@ class HeaderParser:
         if self._size + pending > self._max_size:
             raise ProtocolError(f"header larger than {self._max_size} bytes")
 
-    def _add_line(self, line: bytes) -> None:
-        """Record one ``agi_key: value`` line."""
-        raw_key, sep, raw_value = line.partition(b":")
+    @staticmethod
+    def _check_line(line: bytes) -> None:
+        """Raise unless a line is ``agi_<name>:`` and a value."""
+        raw_key, sep, _ = line.partition(b":")
         # agi_ then ASCII letters, digits and underscores (bytes.isalnum is ASCII-only).
         name = raw_key[4:].replace(b"_", b"")
         if not sep or not raw_key.startswith(b"agi_") or not (name.isalnum() or not name):
             raise ProtocolError(f"not an AGI header line: {line[:80]!r}")
         if len(raw_key) == 4:
             raise ProtocolError(f"not an AGI header line: {line[:80]!r}")
-        key = raw_key.decode("ascii")
-        if raw_value.startswith(b" "):
-            raw_value = raw_value[1:]
-        self._env[key] = _decode(raw_value)
-
-    def _finish(self) -> Header:
-        """Build the Header at the blank line and keep any bytes that followed it."""
-        if not self._env:
-            raise ProtocolError("empty AGI header")
-        self._header = Header.from_env(self._env, args=self._args)
-        self.trailing = bytes(self._buf)
-        self._buf.clear()
-        return self._header
 
 
 class Reply(NamedTuple):

@@ -21,7 +21,7 @@ from callflow.agi import (
     format_command,
 )
 from callflow.agi.fake import HEADER, build_header
-from callflow.agi.protocol import _parse_query
+from callflow.agi.protocol import _LINES_RE, _parse_query
 
 
 def parse_header(data: bytes) -> Header:
@@ -193,6 +193,29 @@ def test_line_at_limit_is_accepted() -> None:
 def test_header_values_keep_inner_carriage_returns_and_colons() -> None:
     header = parse_header(b"agi_a: x\ry\r\nagi_b:no space: here\nagi_c:  two\n\n")
     assert dict(header.env) == {"agi_a": "x\ry", "agi_b": "no space: here", "agi_c": " two"}
+
+
+def test_the_one_pass_check_takes_a_whole_realistic_header() -> None:
+    # The lines before the blank line, the last without its newline, as the parser checks them.
+    block = HEADER[: HEADER.index(b"\n\n")]
+    assert _LINES_RE.match(block) is not None
+    assert _LINES_RE.match(block + b"\n") is not None
+    for bad in (b"agi_: x", b"agi_a x", b"agi-a: x", b"\nagi_a: x", b"agi_\xc3\xa9: x"):
+        assert _LINES_RE.match(block + b"\n" + bad) is None, bad
+
+
+def test_a_repeated_key_reads_as_its_last_line() -> None:
+    header = parse_header(b"agi_callerid: 1\nagi_type: PJSIP\nagi_callerid: 2\n\n")
+    assert header.callerid == "2"
+    assert dict(header.env) == {"agi_callerid": "2", "agi_type": "PJSIP"}
+
+
+def test_a_value_that_looks_like_a_key_is_only_a_value() -> None:
+    header = parse_header(b"agi_calleridname: x\nagi_request: agi_callerid: 9\n\n")
+    assert header.callerid is None
+    assert header.get("request") == "agi_callerid: 9"
+    assert header.get("calleridname") == "x"  # not agi_callerid's line, nor a prefix of it
+    assert header.get("agi_\u00e9") is None
 
 
 @pytest.mark.parametrize(
