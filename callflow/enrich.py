@@ -220,6 +220,8 @@ def is_withheld(ani: str | None) -> bool:
     """Tell whether a caller number means "withheld" (anonymous, restricted, all zeros...)."""
     if ani is None:
         return True
+    if ani.isdigit() and ani.isascii():  # the usual caller number: withheld only if all zeros
+        return not ani.strip("0")
     text = _URI_SCHEME_RE.sub("", ani.strip().strip("\"'<>")).strip().lower()
     if text in _WITHHELD or text.split("@", 1)[0] in _WITHHELD:
         return True

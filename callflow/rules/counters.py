@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Protocol
+from typing import Final, Protocol
 
-from callflow.config import CAP_METRICS, Config, Target
+from callflow.config import CAP_METRICS, CAP_PERIODS, Config, Target
 from callflow.rules.limits import Limits, PeriodKey, period_keys
 
 __all__ = ["AttemptLike", "Counters", "Usage"]
@@ -53,6 +53,21 @@ class Usage:
         return max(stamps) if stamps else None
 
 
+class _Count:
+    """The count of one metric in the latest period seen (changed in place as calls come)."""
+
+    __slots__ = ("key", "n")
+
+    def __init__(self, key: PeriodKey, n: int) -> None:
+        """Start a period's count."""
+        self.key = key
+        self.n = n
+
+
+#: Each metric's (period, slot name) pairs, made once: counting a call allocates no key.
+_SLOTS: Final = {m: tuple((p, (m, p)) for p in CAP_PERIODS) for m in CAP_METRICS}
+
+
 @dataclass(slots=True)
 class _Tally:
     """Mutable usage of one target or group."""
@@ -60,26 +75,26 @@ class _Tally:
     live: int = 0
     last_start: float | None = None
     last_end: float | None = None
-    # (metric, period) -> (key of the latest period seen, count in it)
-    counts: dict[tuple[str, str], tuple[PeriodKey, int]] = field(default_factory=dict)
+    # (metric, period) -> the count in the latest period seen
+    counts: dict[tuple[str, str], _Count] = field(default_factory=dict)
 
     def count(self, metric: str, period: str, key: PeriodKey) -> int:
         """Return the count of a metric in the period ``key`` (0 if none recorded)."""
         slot = self.counts.get((metric, period))
-        return slot[1] if slot is not None and slot[0] == key else 0
+        return slot.n if slot is not None and slot.key == key else 0
 
     def add(self, metric: str, keys: Mapping[str, PeriodKey]) -> None:
         """Count one event in each period (an event of an older period than the latest is lost)."""
         counts = self.counts
-        for period, key in keys.items():
-            name = (metric, period)
+        for period, name in _SLOTS[metric]:
+            key = keys[period]
             slot = counts.get(name)
             if slot is None:
-                counts[name] = (key, 1)
-            elif slot[0] is key or slot[0] == key:  # the usual case: the same period again
-                counts[name] = (key, slot[1] + 1)
-            elif slot[0] < key:
-                counts[name] = (key, 1)
+                counts[name] = _Count(key, 1)
+            elif slot.key is key or slot.key == key:  # the usual case: the same period again
+                slot.n += 1
+            elif slot.key < key:
+                slot.key, slot.n = key, 1
 
 
 #: The usage of a target or group with none recorded yet: read by ``_refusal``, never written.
