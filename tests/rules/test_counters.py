@@ -334,3 +334,20 @@ def _assert_within_caps(events: list[tuple[str, str, float]]) -> None:
                 key = period_keys(ZoneInfo(tz), when)[period]
                 per[key] = per.get(key, 0) + 1
         assert all(n <= most for n in per.values()), (owner, metric, per)
+
+
+def test_an_answer_in_an_hour_before_the_latest_counts_for_the_day_only() -> None:
+    config = capped("{hourly: {max: 2, on: answered}, daily: {max: 9, on: answered}}")
+    counters = Counters(config)
+    t0 = config.targets["t0"]
+    assert counters.try_acquire(t0, None, ts("2026-03-04T10:50")) is None  # call A
+    assert counters.try_acquire(t0, None, ts("2026-03-04T10:58")) is None  # call B
+    # B answered at 11:05 ends first; A, answered at 10:59, ends after it.
+    counters.release(t0, None, answered=True, talk_seconds=300, now=ts("2026-03-04T11:10"))
+    counters.release(t0, None, answered=True, talk_seconds=720, now=ts("2026-03-04T11:11"))
+    assert counters.snapshot_for(t0, ts("2026-03-04T11:12")).today["answered"] == 2
+    # The 11:00 hour holds B's answer only: a second call may still be taken in it.
+    assert counters.try_acquire(t0, None, ts("2026-03-04T11:12")) is None
+    assert counters.try_acquire(t0, None, ts("2026-03-04T11:13")) == (
+        "hourly cap 2/2 (answered: 1 + 1 in progress)"
+    )
