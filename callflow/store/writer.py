@@ -28,12 +28,13 @@ Durability (WAL journal, ``synchronous=NORMAL``):
 
 Errors: a statement SQLite refuses (a duplicate uniqueid, an attempt of an unknown call, a
 finish of a call not in progress) fails only its own row: the batch is retried row by row in
-one transaction, the bad row is logged and, for ``finish_call``, its caller gets
-``RowRejected`` / ``UnknownCall``. A transaction that cannot be written at all (locked, disk
-full, I/O error) is retried with backoff for up to ten minutes, later writes waiting in memory
-behind it, then logged and failed; once the store is closing, for ten seconds at most. If the
-writer task itself ever stops, it logs ``cdr_writer_died`` and every later call raises
-``StoreClosed``.
+one transaction, the bad row is logged with its statement and parameters and, for
+``finish_call``, its caller gets ``RowRejected`` / ``UnknownCall``. A transaction that cannot
+be written at all (locked, disk full, I/O error) is retried with backoff for up to ten minutes,
+later writes waiting in memory behind it, then failed and logged: ``cdr_row_lost`` carries
+each row's statement and parameters, to replay. Once the store is closing, the retries last
+ten seconds at most. If the writer task itself ever stops, it logs ``cdr_writer_died`` (and
+``cdr_row_lost`` for what it held) and every later call raises ``StoreClosed``.
 """
 
 from __future__ import annotations
@@ -250,6 +251,13 @@ def _fail(future: asyncio.Future[None] | None, exc: BaseException) -> None:
     """Fail a caller's future unless it was cancelled meanwhile."""
     if future is not None and not future.done():
         future.set_exception(exc)
+
+
+def _log_rows(event: str, ops: Collection[Op]) -> None:
+    """Log each row's statement and parameters: what could not be written can be replayed."""
+    for op in ops:
+        log.error(event, op=_KIND[op.kind], uniqueid=op.uniqueid, sql=_SQL[op.kind],
+                  params=list(op.params))  # fmt: skip
 
 
 class CdrStore(CdrQueue):
@@ -667,7 +675,8 @@ class CdrStore(CdrQueue):
         """Log a refused row and build the error its caller will get."""
         if op.kind == START:  # its number and start are not the row's (a uniqueid started twice)
             self._callers.pop(op.uniqueid, None)
-        log.error("cdr_row_rejected", op=_KIND[op.kind], uniqueid=op.uniqueid, error=repr(exc))
+        log.error("cdr_row_rejected", op=_KIND[op.kind], uniqueid=op.uniqueid, error=repr(exc),
+                  sql=_SQL[op.kind], params=list(op.params))  # fmt: skip
         if exc is None:
             return UnknownCall(f"finish_call: no call {op.uniqueid!r} in progress")
         err = RowRejected(f"{_KIND[op.kind]} {op.uniqueid!r} refused by SQLite: {exc}")
@@ -684,6 +693,7 @@ class CdrStore(CdrQueue):
             error=repr(exc),
             exc_info=exc,
         )
+        _log_rows("cdr_row_lost", batch)
         for op in batch:
             err = StoreError(f"CDR write of {op.uniqueid!r} failed: {exc}")
             err.__cause__ = exc
@@ -707,6 +717,7 @@ class CdrStore(CdrQueue):
             error=repr(self._dead),
             exc_info=exc if exc is not None else False,
         )
+        _log_rows("cdr_row_lost", (*self._inflight, *self._ops))
         for op in (*self._inflight, *self._ops):
             err = StoreClosed("the CDR writer died")
             err.__cause__ = self._dead

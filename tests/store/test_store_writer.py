@@ -411,6 +411,8 @@ async def test_bad_rows_do_not_lose_the_batch(open_store: OpenStore, db_path: Pa
     ]
     assert "UNIQUE constraint failed" in rejected[0]["error"]
     assert "FOREIGN KEY constraint failed" in rejected[1]["error"]
+    assert [e["params"][0] for e in rejected[:2]] == [a.uniqueid, make_start(3).uniqueid]
+    assert rejected[0]["sql"].startswith("INSERT INTO calls")
 
 
 async def test_a_repeated_uniqueid_never_overwrites_a_finished_call(
@@ -480,10 +482,22 @@ async def test_failed_transactions_are_retried_then_reported(
             await store.finish_call(make_end(call))
     lost = [e for e in logs if e["event"] == "cdr_batch_lost"]
     assert lost and lost[0]["uniqueids"] == [call.uniqueid]
+    rows = [e for e in logs if e["event"] == "cdr_row_lost"]
+    assert [(e["op"], e["uniqueid"]) for e in rows] == [
+        ("start_call", call.uniqueid),
+        ("finish_call", call.uniqueid),
+    ]
     monkeypatch.setattr(store, "_write_batch", real)
     store.start_call(make_start(3))  # the writer carries on
     await store.flush()
     assert _rows(db_path, "SELECT count(*) FROM calls") == [(2,)]
+    # Nothing is lost: the logged statements and parameters write the call as it would have been.
+    with sqlite3.connect(db_path, isolation_level=None) as replay:
+        for e in rows:
+            replay.execute(e["sql"], e["params"])
+    assert _rows(
+        db_path, f"SELECT status, channel FROM calls WHERE uniqueid = '{call.uniqueid}'"
+    ) == [("completed", call.channel)]
 
 
 async def test_a_long_lock_by_another_writer_loses_nothing(
@@ -559,6 +573,13 @@ async def test_a_dead_writer_is_loud(
             await store.finish_call(make_end(call))
     assert isinstance(info.value.__cause__, RuntimeError)
     assert [e["log_level"] for e in logs if e["event"] == "cdr_writer_died"] == ["critical"]
+    # What it held is in the log, to replay: the call's row and its end, keyed by its uniqueid.
+    held = [e for e in logs if e["event"] == "cdr_row_lost"]
+    assert [(e["op"], e["uniqueid"]) for e in held] == [
+        ("start_call", call.uniqueid),
+        ("finish_call", call.uniqueid),
+    ]
+    assert held[0]["params"][0] == held[1]["params"][-1] == call.uniqueid
     with pytest.raises(StoreClosed) as later:  # raised by the compiled queue: cause kept
         store.start_call(make_start(2))
     assert isinstance(later.value.__cause__, RuntimeError)
