@@ -170,7 +170,9 @@ async def test_a_commit_after_checkpoint_every_seconds_checkpoints_the_wal(
     store = await open_store(checkpoint_every=every)
     store.start_call(make_start(1))
     await store.flush()
-    await asyncio.sleep(0.1)
+    # The idle writer checkpoints the first commit about 0.05 s in: the second commit must come
+    # well over 0.05 s after that one (0.1 s after the first commit left it to the host's timing).
+    await asyncio.sleep(0.25)
     store.start_call(make_start(2))
     await store.flush()
     assert _rows(db_path, "SELECT count(*) FROM calls") == [(2,)]
