@@ -286,6 +286,37 @@ def cdr_export(
         err.print(f"{count} calls written to {output}")
 
 
+@cdr_app.command("replay")
+def cdr_replay(
+    log_file: Annotated[Path, typer.Argument(help="The daemon's JSON log ('-' for stdin).")],
+    db: DbOpt = DEFAULT_DB,
+) -> None:
+    """Write back the CDR rows the daemon logged as lost (``cdr_row_lost``), in log order."""
+    import sqlite3
+
+    from callflow.store.replay import replay
+    from callflow.store.schema import BUSY_TIMEOUT_MS
+
+    if not db.is_file():
+        raise typer.BadParameter(f"no CDR database at {db}")
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if str(log_file) == "-":
+            done = replay(conn, sys.stdin)
+        else:
+            with log_file.open(encoding="utf-8", errors="replace") as lines:
+                done = replay(conn, lines)
+    finally:
+        conn.close()
+    for number, uniqueid, why in done.refused:
+        err.print(f"line {number}: {uniqueid}: refused: {why}")
+    out.print(f"{done.written} rows written, {len(done.refused)} refused")
+    if done.refused:
+        raise typer.Exit(1)
+
+
 @cdr_app.command("list")
 def cdr_list(
     db: DbOpt = DEFAULT_DB,

@@ -77,7 +77,7 @@ from callflow.store.schema import (
     end_params,
 )
 
-__all__ = ["TOP_UP_INTERVALS", "CdrStore"]
+__all__ = ["TOP_UP_INTERVALS", "CdrStore", "replay_steps"]
 
 T = TypeVar("T")
 
@@ -164,6 +164,20 @@ def _links(
         steps = [(RELINK_ANSWERED, known)] if known else []
         return [*steps, (RELINK_FINISHED, unknown)] if unknown else steps
     return []
+
+
+def replay_steps(kind: str, params: list[Any], uniqueid: str) -> list[tuple[str, list[Any]]]:
+    """The statements writing one logged row (``cdr_row_lost``) with its caller links.
+
+    ``kind`` is the line's ``op``; a ValueError if it is not a kind of row the writer logs.
+    """
+    index = _KIND.index(kind)
+    op = Op(index, tuple(params), uniqueid, None)
+    try:
+        links = _links(index, [op], {})
+    except IndexError:
+        raise ValueError(f"{len(params)} parameters do not fit {kind}") from None
+    return [(_SQL[index], [op.params]), *links]
 
 
 def _out_of_order(rows: list[tuple[Any, ...]], latest: float | None) -> list[tuple[Any, ...]]:
