@@ -2,9 +2,9 @@
 
 The writer logs each row it could not write (a database unwritable past its retries, a writer
 that died) with its kind and parameters. ``replay`` applies them in log order with the
-writer's own statements, and the caller links it keeps, one transaction per row. A line's
-``sql`` field is never run, so a log file can only ever write CDR rows. A row SQLite refuses,
-or an end of a call not in progress (one already written, say), is reported and skipped.
+writer's own statements, and the caller links it keeps, one transaction per row: a log file
+can only ever write CDR rows. A row SQLite refuses, or an end of a call not in progress (one
+already written, say), is reported and skipped.
 """
 
 from __future__ import annotations

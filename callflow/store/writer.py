@@ -28,11 +28,11 @@ Durability (WAL journal, ``synchronous=NORMAL``):
 
 Errors: a statement SQLite refuses (a duplicate uniqueid, an attempt of an unknown call, a
 finish of a call not in progress) fails only its own row: the batch is retried row by row in
-one transaction, the bad row is logged with its statement and parameters and, for
-``finish_call``, its caller gets ``RowRejected`` / ``UnknownCall``. A transaction that cannot
-be written at all (locked, disk full, I/O error) is retried with backoff for up to ten minutes,
-later writes waiting in memory behind it, then failed and logged: ``cdr_row_lost`` carries
-each row's statement and parameters, to replay. Once the store is closing, the retries last
+one transaction, the bad row is logged with its parameters and, for ``finish_call``, its
+caller gets ``RowRejected`` / ``UnknownCall``. A transaction that cannot be written at all
+(locked, disk full, I/O error) is retried with backoff for up to ten minutes, later writes
+waiting in memory behind it, then failed and logged: ``cdr_row_lost`` carries each row's kind
+and parameters, for ``callflow cdr replay``. Once the store is closing, the retries last
 ten seconds at most. If the writer task itself ever stops, it logs ``cdr_writer_died`` (and
 ``cdr_row_lost`` for what it held) and every later call raises ``StoreClosed``.
 """
@@ -268,10 +268,9 @@ def _fail(future: asyncio.Future[None] | None, exc: BaseException) -> None:
 
 
 def _log_rows(event: str, ops: Collection[Op]) -> None:
-    """Log each row's statement and parameters: what could not be written can be replayed."""
+    """Log each row's kind and parameters: ``callflow cdr replay`` writes them back."""
     for op in ops:
-        log.error(event, op=_KIND[op.kind], uniqueid=op.uniqueid, sql=_SQL[op.kind],
-                  params=list(op.params))  # fmt: skip
+        log.error(event, op=_KIND[op.kind], uniqueid=op.uniqueid, params=list(op.params))
 
 
 class CdrStore(CdrQueue):
@@ -690,7 +689,7 @@ class CdrStore(CdrQueue):
         if op.kind == START:  # its number and start are not the row's (a uniqueid started twice)
             self._callers.pop(op.uniqueid, None)
         log.error("cdr_row_rejected", op=_KIND[op.kind], uniqueid=op.uniqueid, error=repr(exc),
-                  sql=_SQL[op.kind], params=list(op.params))  # fmt: skip
+                  params=list(op.params))  # fmt: skip
         if exc is None:
             return UnknownCall(f"finish_call: no call {op.uniqueid!r} in progress")
         err = RowRejected(f"{_KIND[op.kind]} {op.uniqueid!r} refused by SQLite: {exc}")

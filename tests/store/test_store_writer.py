@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import math
 import os
 import signal
@@ -33,6 +34,7 @@ from callflow.store import (
     schema,
 )
 from callflow.store import writer as writer_module
+from callflow.store.replay import replay
 
 
 def _rows(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -414,7 +416,6 @@ async def test_bad_rows_do_not_lose_the_batch(open_store: OpenStore, db_path: Pa
     assert "UNIQUE constraint failed" in rejected[0]["error"]
     assert "FOREIGN KEY constraint failed" in rejected[1]["error"]
     assert [e["params"][0] for e in rejected[:2]] == [a.uniqueid, make_start(3).uniqueid]
-    assert rejected[0]["sql"].startswith("INSERT INTO calls")
 
 
 async def test_a_repeated_uniqueid_never_overwrites_a_finished_call(
@@ -493,10 +494,9 @@ async def test_failed_transactions_are_retried_then_reported(
     store.start_call(make_start(3))  # the writer carries on
     await store.flush()
     assert _rows(db_path, "SELECT count(*) FROM calls") == [(2,)]
-    # Nothing is lost: the logged statements and parameters write the call as it would have been.
-    with sqlite3.connect(db_path, isolation_level=None) as replay:
-        for e in rows:
-            replay.execute(e["sql"], e["params"])
+    # Nothing is lost: the logged rows write the call as it would have been.
+    with sqlite3.connect(db_path, isolation_level=None) as conn:
+        assert replay(conn, [json.dumps(e, default=repr) for e in rows]).written == 2
     assert _rows(
         db_path, f"SELECT status, channel FROM calls WHERE uniqueid = '{call.uniqueid}'"
     ) == [("completed", call.channel)]
