@@ -5,24 +5,26 @@ SHELL := /bin/bash
 PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-DEBIAN_PACKAGES := debootstrap sip-tester mosquitto sox python3 python3-venv python3-dev gcc libc6-dev
+DEBIAN_PACKAGES := debootstrap sip-tester mosquitto sox python3 python3-venv python3-dev gcc libc6-dev \
+                   valgrind
 # The daemon's hot path, compiled with mypyc (scripts/compiled-modules; BENCHMARKS.md).
 COMPILED := $(shell grep -v '^\#' scripts/compiled-modules)
 
 .PHONY: help deps venv compiled pure system-deps chroot sandbox-up sandbox-down sandbox-cli sandbox-log \
-        test test-fast lint fmt demo bench clean
+        test test-fast lint fmt demo bench footprint clean
 
 help:
 	@echo "make demo          sandbox PBX + daemon + real SIPp calls + a CDR report"
 	@echo "make test          install everything needed, then run all tests (real Asterisk)"
 	@echo "make lint          ruff + mypy"
 	@echo "make bench         load generator + floor + real PBX figures -> BENCHMARKS.md"
+	@echo "make footprint     code and data a call fetches when each wake-up is cold (callgrind)"
 	@echo "make sandbox-up    start the sandbox Asterisk (sandbox-down, sandbox-cli, sandbox-log)"
 
 deps: system-deps venv compiled
 
 # Debian packages: SIPp, debootstrap (the sandbox chroot), Mosquitto, sox, python3 with venv,
-# and a C compiler with Python's headers for the compiled modules.
+# a C compiler with Python's headers for the compiled modules, valgrind for `make footprint`.
 system-deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
@@ -102,3 +104,7 @@ demo: deps chroot
 # Speed and memory figures (never timed unit tests): writes BENCHMARKS.md.
 bench: deps chroot
 	$(PY) scripts/bench.py $(BENCH_ARGS)
+
+# Deterministic counts behind the fixed-rate CPU figures (callflow/bench/footprint.py).
+footprint: deps
+	$(PY) -m callflow.bench.footprint $(FOOTPRINT_ARGS)

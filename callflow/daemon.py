@@ -54,6 +54,7 @@ class DaemonOptions:
     spool_dir: Path | None = None  # events kept while MQTT/webhooks are down (default: beside db)
     watch_interval: float = 2.0  # how often the rules file is checked for changes (0: never)
     housekeeping_interval: float = 5.0  # cursors saved, recordings swept (hourly), …
+    cdr_batch_interval: float = 0.1  # seconds a CDR batch gathers rows (CdrStore.open)
 
 
 class Daemon:
@@ -115,7 +116,7 @@ class Daemon:
         config = await asyncio.to_thread(load_config, o.config)
         self._routing = Routing.build(config)
         o.database.parent.mkdir(parents=True, exist_ok=True)
-        self._store = store = await CdrStore.open(o.database)
+        self._store = store = await CdrStore.open(o.database, batch_interval=o.cdr_batch_interval)
         await self._start_reconciling(config)
         days = max(config.settings.repeat_window_days, self._routing.sticky_days)
         await store.warm_repeat_cache(time.time() - days * 86400)

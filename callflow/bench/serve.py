@@ -78,7 +78,7 @@ async def _daemon(args: argparse.Namespace) -> None:
     daemon = Daemon(
         DaemonOptions(
             config=Path(args.config), database=Path(args.db), host=args.host, port=args.port,
-            node="bench", grace=2.0,
+            node="bench", grace=2.0, cdr_batch_interval=args.batch_interval,
         )
     )  # fmt: skip
     await daemon.start()
@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-level", default="info")
     p.add_argument("--no-uvloop", action="store_true")
     p.add_argument("--profile", default="", help="write a pyinstrument HTML profile here")
+    p.add_argument("--batch-interval", type=float, default=0.1, help="the daemon's CDR batches")
     p.add_argument("--switch-interval", type=float, default=0.0, help="experiment: GIL interval")
     args = p.parse_args(argv)
     raise_nofile()
