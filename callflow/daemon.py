@@ -28,6 +28,7 @@ from callflow.config import Config, ConfigError, load_config
 from callflow.events.hub import EventHub
 from callflow.rules import Counters
 from callflow.store import CdrStore
+from callflow.store.writer import BATCH_INTERVAL
 
 #: Young-generation thresholds of the garbage collector while serving (CPython's are 700, 10, 10).
 GC_THRESHOLDS = (20_000, 50, 100)
@@ -54,7 +55,7 @@ class DaemonOptions:
     spool_dir: Path | None = None  # events kept while MQTT/webhooks are down (default: beside db)
     watch_interval: float = 2.0  # how often the rules file is checked for changes (0: never)
     housekeeping_interval: float = 5.0  # cursors saved, recordings swept (hourly), …
-    cdr_batch_interval: float = 0.1  # seconds a CDR batch gathers rows (CdrStore.open)
+    cdr_batch_interval: float = BATCH_INTERVAL  # seconds a CDR batch gathers rows
 
 
 class Daemon:

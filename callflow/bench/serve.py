@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -75,12 +76,13 @@ async def _daemon(args: argparse.Namespace) -> None:
     from callflow.daemon import Daemon, DaemonOptions
 
     logs.configure(args.log_format, args.log_level, cache=True)
-    daemon = Daemon(
-        DaemonOptions(
-            config=Path(args.config), database=Path(args.db), host=args.host, port=args.port,
-            node="bench", grace=2.0, cdr_batch_interval=args.batch_interval,
-        )
+    options = DaemonOptions(
+        config=Path(args.config), database=Path(args.db), host=args.host, port=args.port,
+        node="bench", grace=2.0,
     )  # fmt: skip
+    if args.batch_interval is not None:
+        options = dataclasses.replace(options, cdr_batch_interval=args.batch_interval)
+    daemon = Daemon(options)
     await daemon.start()
     print(f"READY {daemon.port}", flush=True)
     try:
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-level", default="info")
     p.add_argument("--no-uvloop", action="store_true")
     p.add_argument("--profile", default="", help="write a pyinstrument HTML profile here")
-    p.add_argument("--batch-interval", type=float, default=0.1, help="the daemon's CDR batches")
+    p.add_argument("--batch-interval", type=float, help="seconds the daemon's CDR batches gather")
     p.add_argument("--switch-interval", type=float, default=0.0, help="experiment: GIL interval")
     args = p.parse_args(argv)
     raise_nofile()

@@ -77,7 +77,7 @@ from callflow.store.schema import (
     end_params,
 )
 
-__all__ = ["TOP_UP_INTERVALS", "CdrStore", "replay_steps"]
+__all__ = ["BATCH_INTERVAL", "TOP_UP_INTERVALS", "CdrStore", "replay_steps"]
 
 T = TypeVar("T")
 
@@ -95,6 +95,8 @@ _TX_RETRY_FOR: Final = 600.0
 _TX_CLOSE_GRACE: Final = 10.0
 _TX_BACKOFF: Final = 0.05
 _TX_BACKOFF_MAX: Final = 5.0
+#: Seconds a batch gathers rows by default (CdrStore.open's docstring says why 0.1).
+BATCH_INTERVAL: Final = 0.1
 #: A batch short of ``batch_rows`` waits for them up to this many batch intervals after its
 #: oldest row: at low call rates a commit's fixed cost (its thread's wake-up, the shared index
 #: pages it rewrites) is then shared by more calls (BENCHMARKS.md, nineteenth session).
@@ -314,7 +316,7 @@ class CdrStore(CdrQueue):
         cls,
         path: StrPath,
         *,
-        batch_interval: float = 0.1,
+        batch_interval: float = BATCH_INTERVAL,
         batch_rows: int = 150,
         max_batch: int = 500,
         ani_cache_size: int = 65536,
