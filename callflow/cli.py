@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 from datetime import UTC, datetime
@@ -97,6 +98,10 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
     uvloop: Annotated[bool, typer.Option(help="Use uvloop when installed.")] = True,
     ami: AmiOpt = None,
+    grace: Annotated[
+        float | None,
+        typer.Option(help="Seconds calls in progress get to finish on SIGTERM (default 30)."),
+    ] = None,
 ) -> None:
     """Run the FastAGI routing daemon (SIGHUP reloads the rules, SIGTERM stops gracefully)."""
     from callflow import logs
@@ -109,8 +114,9 @@ def serve(
     logs.configure(log_format, log_level, cache=True)  # type: ignore[arg-type]
     host, _, port = listen.rpartition(":")
     _load(config)  # fail early, with file:line, before binding anything
-    daemon = Daemon(DaemonOptions(config=config, database=db, host=host or "127.0.0.1",
-                                  port=int(port), node=node, ami=_ami_url(ami)))  # fmt: skip
+    options = DaemonOptions(config=config, database=db, host=host or "127.0.0.1",
+                            port=int(port), node=node, ami=_ami_url(ami))  # fmt: skip
+    daemon = Daemon(options if grace is None else dataclasses.replace(options, grace=grace))
     runner = asyncio.run
     if uvloop:
         try:

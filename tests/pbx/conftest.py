@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -134,13 +135,17 @@ class DaemonProcess:
         ]  # fmt: skip
         self.extra: list[str] = []
         self.port = port
+        self.log: Path | None = None  # its JSON log lines go here when set (appended)
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
         """Start and wait until it accepts connections."""
-        self.proc = await asyncio.create_subprocess_exec(
-            *self.args, *self.extra, stdin=asyncio.subprocess.DEVNULL, env=dict(os.environ)
-        )
+        with contextlib.ExitStack() as files:
+            stderr = files.enter_context(self.log.open("ab")) if self.log else None
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.args, *self.extra, stdin=asyncio.subprocess.DEVNULL, stderr=stderr,
+                env=dict(os.environ),
+            )  # fmt: skip
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:

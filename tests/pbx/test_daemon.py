@@ -261,3 +261,42 @@ async def test_known_caller_is_enriched_from_the_directory(
     assert (call["contact_name"], call["company"], call["account_id"], call["contact_tags"]) == (
         "Jane Roe", "Acme", "A-17", "vip",
     )  # fmt: skip
+
+
+async def test_rows_lost_to_a_locked_database_come_back_from_the_daemons_log(
+    daemon_process, agents, place_call, cdr, db_path, tmp_path
+) -> None:
+    import sqlite3
+    import sys
+
+    await agents("agent1", answer_after=0.0)
+    daemon_process.log = tmp_path / "daemon.log"
+    daemon_process.extra = ["--grace", "1"]  # the call waits for its commit: not for long
+    await daemon_process.start()
+    lock = sqlite3.connect(db_path, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")  # another writer holds the database: no commit gets through
+    try:
+        result = await place_call(ani="2125550100", dnis="8005550001", hold=1)
+        assert result.answered  # the call itself never waits for its CDR
+        await daemon_process.stop()  # closing, the writer retries for 10 s, then logs its rows
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    lines = [json.loads(line) for line in daemon_process.log.read_text().splitlines()
+             if '"cdr_row_lost"' in line]  # fmt: skip
+    calls = {line["uniqueid"] for line in lines if line["op"] == "finish_call"}
+    assert len(calls) == 1 and {"start_call", "add_attempt"} <= {line["op"] for line in lines}
+
+    replay = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "callflow.cli", "cdr", "replay", str(daemon_process.log),
+        "--db", str(db_path), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, errors = await replay.communicate()
+    assert replay.returncode == 0, errors.decode()
+    assert out.decode().startswith(f"{len(lines)} rows written, 0 refused")
+    call = await cdr(status="completed")
+    assert call["uniqueid"] in calls
+    assert call["disposition"] == "answered" and call["campaign"] == "spring-promo"
+    assert call["final_target"] == "a1" and call["ani_e164"] == "+12125550100"
+    assert call["talk_seconds"] == pytest.approx(1.0, abs=1.0)
+    assert [(a["target"], a["result"]) for a in call["attempts"]] == [("a1", "ANSWER")]
