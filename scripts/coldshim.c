@@ -1,8 +1,9 @@
 /* LD_PRELOAD shim for `python -m callflow.bench.footprint`: each time an epoll wait returns
  * events, read one byte of every 64-byte line of a 4 MB buffer, so that the event loop handles
  * every wake-up with cold caches, as a core that idles between calls does. Run under
- * `valgrind --tool=callgrind --cache-sim=yes --toggle-collect=coldshim_flush`, the misses then
- * counted are the code and data each wake-up has to fetch again. COLDSHIM_REPORT=1 prints the
+ * `valgrind --tool=callgrind --cache-sim=yes --toggle-collect=coldshim_flush
+ * --collect-atstart=yes`, the misses then counted are the code and data each wake-up has to
+ * fetch again, without the shim's own. COLDSHIM_REPORT=1 prints the
  * number of flushes at exit (for tests). Built by callflow.bench.footprint with the C compiler. */
 #define _GNU_SOURCE
 #include <dlfcn.h>

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from callflow.bench.configs import write_config
-from callflow.bench.runner import PY, _readline, run_load
+from callflow.bench.runner import run_load, start_server
 
 __all__ = ["CACHES", "build_shim", "measure", "per_call", "read_summary"]
 
@@ -78,33 +78,30 @@ def measure(
     """Run ``kind`` under callgrind with every wake-up cold; return its counts per call."""
     shim = build_shim(workdir / "coldshim.so")
     out = workdir / f"callgrind.{kind}.out"
-    argv = ["valgrind", "--tool=callgrind", "--cache-sim=yes", *CACHES,
-            "--toggle-collect=coldshim_flush", "--collect-atstart=yes",
-            f"--callgrind-out-file={out}",
-            PY, "-m", "callflow.bench.serve", kind, "--port", "0",
-            "--db", str(workdir / f"{kind}.sqlite3")]  # fmt: skip
+    valgrind = ("valgrind", "--tool=callgrind", "--cache-sim=yes", *CACHES,
+                "--toggle-collect=coldshim_flush", "--collect-atstart=yes",
+                f"--callgrind-out-file={out}")  # fmt: skip
+    config: Path | None = None
+    extra: tuple[str, ...] = ()
     if kind == "daemon":
         config = write_config(workdir / "footprint.yaml", numbers=10, targets=10)
-        argv += ["--config", str(config), "--batch-interval", str(BATCH_CALLS / rate)]
+        extra = ("--batch-interval", str(BATCH_CALLS / rate))
     env = {**os.environ, "LD_PRELOAD": str(shim), "PYTHONHASHSEED": "0"}
-    with (workdir / f"{kind}.log").open("wb") as log:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, env=env)
+    server = start_server(kind, workdir, core=None, config=config, extra=extra,
+                          start_timeout=600.0, wrapper=valgrind, env=env)  # fmt: skip
     try:
-        assert proc.stdout is not None
-        port = int(_readline(proc.stdout, 600.0).split()[1])
         timeout = 600.0 + (warmup + calls) / rate
-        run_load(port, core=None, rate=rate, duration=warmup / rate, numbers=10, timeout=timeout,
-                 **DIAL)  # fmt: skip
+        run_load(server.port, core=None, rate=rate, duration=warmup / rate, numbers=10,
+                 timeout=timeout, **DIAL)  # fmt: skip
         time.sleep(2.0)  # the warm-up's last CDR batch
-        _control("-z", proc.pid)
-        result = run_load(port, core=None, rate=rate, duration=calls / rate, numbers=10,
+        _control("-z", server.pid)
+        result = run_load(server.port, core=None, rate=rate, duration=calls / rate, numbers=10,
                           timeout=timeout, **DIAL)  # fmt: skip
         if kind == "daemon":
             time.sleep(BATCH_CALLS / rate * 3 + 2.0)  # the last CDR batch, which waits to fill
-        _control("-d", proc.pid)
+        _control("-d", server.pid)
     finally:
-        proc.terminate()
-        proc.wait(300)
+        server.stop(timeout=300.0)
     dumps = sorted(workdir.glob(f"{out.name}.*"))
     if not dumps:
         raise RuntimeError(f"callgrind wrote no dump for {kind}")

@@ -93,11 +93,18 @@ def start_server(
     profile: Path | None = None,
     extra: tuple[str, ...] = (),
     start_timeout: float = 300.0,
+    wrapper: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> Server:
-    """Start ``kind`` (a callflow.bench.serve server) pinned to ``core`` and wait for READY."""
+    """Start ``kind`` (a callflow.bench.serve server) pinned to ``core`` and wait for READY.
+
+    ``wrapper`` goes before the interpreter (a tool the server runs under, such as valgrind);
+    ``env`` replaces the environment.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     tag = f"{kind}-{time.monotonic_ns()}"
-    argv = [PY, "-m", "callflow.bench.serve", kind, "--port", "0", "--log-level", log_level]
+    argv = [*wrapper, PY, "-m", "callflow.bench.serve", kind, "--port", "0", "--log-level",
+            log_level]  # fmt: skip
     if not uvloop:
         argv.append("--no-uvloop")
     argv += ["--db", str(workdir / f"{tag}.sqlite")]  # the daemon's and the bound's CDRs
@@ -108,7 +115,7 @@ def start_server(
     argv += extra
     log = workdir / f"{tag}.log"
     with log.open("wb") as err:
-        proc = subprocess.Popen(pinned(core, argv), stdout=subprocess.PIPE, stderr=err)
+        proc = subprocess.Popen(pinned(core, argv), stdout=subprocess.PIPE, stderr=err, env=env)
     assert proc.stdout is not None
     try:
         line = _readline(proc.stdout, start_timeout)
