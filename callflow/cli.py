@@ -301,14 +301,14 @@ def cdr_replay(
     import sqlite3
 
     from callflow.store.replay import replay
-    from callflow.store.schema import BUSY_TIMEOUT_MS
+    from callflow.store.schema import PRAGMAS
 
     if not db.is_file():
         raise typer.BadParameter(f"no CDR database at {db}")
     conn = sqlite3.connect(db, isolation_level=None)
     try:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA foreign_keys = ON")
+        for pragma in PRAGMAS:  # the writer's own settings
+            conn.execute(pragma)
         if str(log_file) == "-":
             done = replay(conn, sys.stdin)
         else:
