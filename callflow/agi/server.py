@@ -11,6 +11,7 @@ from typing import Any, TypeAlias
 import structlog
 from structlog.contextvars import bind_contextvars
 
+from callflow.agi.deadlines import Deadlines
 from callflow.agi.eager import start_eagerly
 from callflow.agi.protocol import IncompleteHeader, ProtocolError
 from callflow.agi.session import (
@@ -61,7 +62,9 @@ class AgiServer:
         self._on_header: Callable[[AgiConnection], None] = self._header_received
         self._on_error: Callable[[AgiConnection, ProtocolError], None] = self._not_agi
         self._forget: Callable[[asyncio.Task[None]], None] = self._tasks.discard
-        self._pending: dict[AgiConnection, asyncio.TimerHandle] = {}
+        self._pending: set[AgiConnection] = set()  # connected, header not yet complete
+        self._header_late_cb: Callable[[AgiConnection], None] = self._header_late
+        self._deadlines: Deadlines | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
 
@@ -89,6 +92,7 @@ class AgiServer:
             raise RuntimeError("AgiServer already started")
         self._stopping = False
         self._loop = loop = asyncio.get_running_loop()
+        self._deadlines = Deadlines(loop)
         self._server = await loop.create_server(
             self._new_connection, self.host, self._port, backlog=self.backlog
         )
@@ -120,6 +124,8 @@ class AgiServer:
             async with asyncio.timeout(1.0):
                 await server.wait_closed()
         self._server = None
+        if self._deadlines is not None:
+            self._deadlines.close()
         log.info("agi.server.stopped")
 
     async def __aenter__(self) -> AgiServer:
@@ -138,17 +144,17 @@ class AgiServer:
 
     def _new_connection(self) -> AgiConnection:
         """A protocol for a new connection, dropped if no header comes within header_timeout."""
-        loop = self._loop
-        assert loop is not None
-        conn = AgiConnection(self._on_header, self._on_error, loop)
-        self._pending[conn] = loop.call_later(self.header_timeout, self._header_late, conn)
+        loop, deadlines = self._loop, self._deadlines
+        assert loop is not None and deadlines is not None
+        conn = AgiConnection(self._on_header, self._on_error, loop, deadlines)
+        self._pending.add(conn)
+        deadlines.set(conn, self.header_timeout, self._header_late_cb)
         return conn
 
     def _header_received(self, conn: AgiConnection) -> None:
         """The header is complete: serve the call at once, in its own task from its first wait."""
-        timer = self._pending.pop(conn, None)
-        if timer is not None:
-            timer.cancel()
+        self._pending.discard(conn)
+        conn.deadlines.clear(conn)
         session = AgiSession(conn, command_timeout=self.command_timeout)
         task = start_eagerly(conn.loop, self._serve(session))
         if task is not None:
@@ -172,9 +178,8 @@ class AgiServer:
 
     def _drop(self, conn: AgiConnection) -> None:
         """Forget a connection that never became a call, and close it."""
-        timer = self._pending.pop(conn, None)
-        if timer is not None:
-            timer.cancel()
+        self._pending.discard(conn)
+        conn.deadlines.clear(conn)
         if conn.transport is not None:
             conn.transport.abort()
 

@@ -11,6 +11,7 @@ from typing import Final, cast
 
 from mypy_extensions import mypyc_attr
 
+from callflow.agi.deadlines import Deadlines
 from callflow.agi.protocol import (
     HangupNotice,
     Header,
@@ -89,10 +90,15 @@ class AgiConnection(asyncio.Protocol):
         on_header: Callable[[AgiConnection], None] | None = None,
         on_error: Callable[[AgiConnection, ProtocolError], None] | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        deadlines: Deadlines | None = None,
     ) -> None:
-        """Create the protocol (in the loop that runs it); asyncio calls connection_made."""
+        """Create the protocol (in the loop that runs it); asyncio calls connection_made.
+
+        A server shares one ``deadlines`` among its connections; else each has its own.
+        """
         # Kept: on Python 3.11 every asyncio.get_running_loop() is a getpid() system call.
         self.loop = loop if loop is not None else asyncio.get_running_loop()
+        self.deadlines = deadlines if deadlines is not None else Deadlines(self.loop)
         self.transport: asyncio.Transport | None = None
         self.header: Header | None = None
         self.events: deque[ReplyEvent] = deque()
@@ -220,6 +226,7 @@ class AgiSession:
         self._closed = False
         self._released = False  # half-closed by release()
         self._expired = False
+        self._late = False  # close() waited its close_timeout for Asterisk's EOF
 
     @classmethod
     async def accept(
@@ -262,10 +269,10 @@ class AgiSession:
             if self._closed or self._released:
                 raise AgiDisconnected("AGI session is closed")
             self._note_stale_events()
-            # A plain timer that drops the connection is much cheaper than asyncio.timeout().
-            timer = None
+            # A deadline that drops the connection is much cheaper than asyncio.timeout().
+            deadlines = self._conn.deadlines
             if limit is not None:
-                timer = self._conn.loop.call_later(limit, self._expire)
+                deadlines.set(self, limit, _command_late)
             try:
                 blocked = self._conn.write(line)
                 if blocked is not None:
@@ -285,8 +292,8 @@ class AgiSession:
                 self.abort()
                 raise
             finally:
-                if timer is not None:
-                    timer.cancel()
+                if limit is not None:
+                    deadlines.clear(self)
         finally:
             self._pass_turn()
 
@@ -462,22 +469,27 @@ class AgiSession:
         if self._closed:
             return
         transport, conn = self._transport, self._conn
-        late: list[bool] = []
-
-        def expire() -> None:
-            late.append(True)
-            conn.wake()
-
-        timer = conn.loop.call_later(self.close_timeout, expire)
         try:
             self.release()
             self._closed = True
-            if self._released:
-                while not (conn.eof or conn.error is not None or late):
+            if self._released and not (conn.eof or conn.error is not None):
+                conn.deadlines.set(self, self.close_timeout, _close_late)
+                while not (conn.eof or conn.error is not None or self._late):
                     await conn.wait()
         except OSError:
             pass
         finally:
-            timer.cancel()
+            conn.deadlines.clear(self)
             self._note_stale_events()
             transport.close()
+
+
+def _command_late(session: AgiSession) -> None:
+    """The command in flight got no reply in time: drop the connection."""
+    session._expire()
+
+
+def _close_late(session: AgiSession) -> None:
+    """Asterisk's EOF did not come within the close timeout: close without it."""
+    session._late = True
+    session._conn.wake()
