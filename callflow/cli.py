@@ -300,6 +300,7 @@ def cdr_replay(
     """Write back the CDR rows the daemon logged as lost (``cdr_row_lost``), in log order."""
     import sqlite3
 
+    from callflow.store import SchemaError
     from callflow.store.replay import replay
     from callflow.store.schema import PRAGMAS
 
@@ -314,6 +315,9 @@ def cdr_replay(
         else:
             with log_file.open(encoding="utf-8", errors="replace") as lines:
                 done = replay(conn, lines)
+    except (SchemaError, sqlite3.DatabaseError) as exc:  # refused before any row is written
+        err.print(f"[red]{db}: {exc}[/red]; nothing written", highlight=False)
+        raise typer.Exit(2) from None
     finally:
         conn.close()
     for number, uniqueid, why in done.refused:

@@ -13,6 +13,7 @@ import aiosqlite
 from callflow.store.errors import SchemaError
 from callflow.store.migrations import (
     SCHEMA_VERSION,
+    check_current,
     check_version,
     migrate,
     read_version,
@@ -103,13 +104,10 @@ async def open_reader(path: StrPath) -> aiosqlite.Connection:
     try:
         await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         await conn.execute("PRAGMA query_only = ON")
-        version, app = await read_version(conn)
-        check_version(version, app)
-        if version < SCHEMA_VERSION:
-            raise SchemaError(
-                f"{file}: CDR schema version {version}, expected {SCHEMA_VERSION}; "
-                "open it once with the daemon (CdrStore) to migrate it"
-            )
+        try:
+            check_current(*await read_version(conn))
+        except SchemaError as exc:
+            raise type(exc)(f"{file}: {exc}") from None
     except BaseException:
         await conn.close()
         raise

@@ -20,6 +20,7 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "Migration",
+    "check_current",
     "check_version",
     "migrate",
     "read_version",
@@ -402,6 +403,16 @@ def check_version(version: int, application_id: int, *, known: int = SCHEMA_VERS
         raise SchemaTooNew(
             f"CDR database schema version {version} is newer than this callflow knows "
             f"({known}); upgrade callflow or use a copy of an older database"
+        )
+
+
+def check_current(version: int, application_id: int) -> None:
+    """Raise unless a database with this header has this code's schema, no older, no newer."""
+    check_version(version, application_id)
+    if version < SCHEMA_VERSION:
+        raise SchemaError(
+            f"CDR schema version {version}, expected {SCHEMA_VERSION}; "
+            "open it once with the daemon (CdrStore) to migrate it"
         )
 
 

@@ -4,7 +4,8 @@ The writer logs each row it could not write (a database unwritable past its retr
 that died) with its kind and parameters. ``replay`` applies them in log order with the
 writer's own statements, and the caller links it keeps, one transaction per row: a log file
 can only ever write CDR rows. A row SQLite refuses, or an end of a call not in progress (one
-already written, say), is reported and skipped.
+already written, say), is reported and skipped. A database of another schema is refused first,
+with nothing written.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from callflow.store.migrations import check_current
 from callflow.store.writer import replay_steps
 
 __all__ = ["LOST_EVENT", "Replayed", "replay"]
@@ -31,7 +33,13 @@ class Replayed:
 
 
 def replay(conn: sqlite3.Connection, lines: Iterable[str]) -> Replayed:
-    """Write the rows of every ``cdr_row_lost`` JSON line, in order; skip other lines."""
+    """Write the rows of every ``cdr_row_lost`` JSON line, in order; skip other lines.
+
+    Raises SchemaError, before reading a line, unless the database has this code's schema.
+    """
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    check_current(int(version), int(application_id))
     done = Replayed()
     for number, line in enumerate(lines, 1):
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from typer.testing import CliRunner
 
 import callflow.store.writer as writer_module
 from callflow.cli import app
-from callflow.store import CdrStore, StoreError
+from callflow.store import SCHEMA_VERSION, CdrStore, StoreError
 from callflow.store.replay import replay
 
 
@@ -95,3 +96,33 @@ async def test_cdr_replay_command(
     result = runner.invoke(app, ["cdr", "replay", str(log), "--db", str(db_path)])
     assert result.exit_code == 1
     assert "0 rows written, 4 refused" in result.output
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (lambda db: sqlite3.connect(db).close(), "open it once with the daemon"),
+        (lambda db: _set_version(db, SCHEMA_VERSION + 1), "newer than this callflow knows"),
+        (lambda db: db.write_bytes(b"not a database, but long enough " * 64), "not a database"),
+    ],
+    ids=["older-schema", "newer-schema", "not-sqlite"],
+)
+async def test_cdr_replay_refuses_a_database_of_another_schema_before_writing(
+    make: Callable[[Path], None], says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines, _ = await _lose_two_calls(tmp_path / "lost.sqlite3", monkeypatch)
+    log = tmp_path / "callflow.log"
+    log.write_text("\n".join(lines) + "\n")
+    other = tmp_path / "other.sqlite3"
+    make(other)
+    before = other.read_bytes()
+    result = CliRunner().invoke(app, ["cdr", "replay", str(log), "--db", str(other)])
+    assert result.exit_code == 2, result.output
+    assert says in result.output and "nothing written" in result.output
+    assert "refused" not in result.output  # no row was tried
+    assert other.read_bytes() == before
+
+
+def _set_version(db: Path, version: int) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"PRAGMA user_version = {version}")
