@@ -50,12 +50,14 @@ class Deadlines:
         """Forget ``key``'s deadline, if it has one (the timer is left to find it gone)."""
         self._due.pop(key, None)
 
-    def close(self) -> None:
-        """Forget every deadline and stop the timer."""
-        self._due.clear()
+    def expire_all(self) -> None:
+        """Run every pending deadline's callback now, then stop the timer (at shutdown)."""
+        due, self._due = self._due, {}
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        for key, (_, callback) in due.items():
+            callback(key)
 
     def _arm_by(self, when: float) -> None:
         """Make sure the timer fires by ``when`` (loop time): arm it, or move it earlier."""

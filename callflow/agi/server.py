@@ -120,12 +120,12 @@ class AgiServer:
         if leftovers:
             log.warning("agi.server.cancelled_calls", count=len(leftovers))
             await asyncio.wait(leftovers)
+        if self._deadlines is not None:  # closes connections still waiting for Asterisk's EOF
+            self._deadlines.expire_all()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(1.0):
                 await server.wait_closed()
         self._server = None
-        if self._deadlines is not None:
-            self._deadlines.close()
         log.info("agi.server.stopped")
 
     async def __aenter__(self) -> AgiServer:

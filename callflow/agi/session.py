@@ -111,6 +111,7 @@ class AgiConnection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._writable: asyncio.Future[None] | None = None
         self._paused = False
+        self._lingering = False  # the session is closed: absorb the rest, close at EOF
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Keep the transport."""
@@ -118,7 +119,7 @@ class AgiConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Parse the bytes (header first, then replies) and wake the waiter."""
-        if self.error is not None:
+        if self.error is not None or self._lingering:
             return
         try:
             parser = self._header_parser
@@ -143,8 +144,11 @@ class AgiConnection(asyncio.Protocol):
         self.wake()
 
     def eof_received(self) -> bool:
-        """Note the peer's EOF; keep the transport so the session closes it."""
+        """Note the peer's EOF; keep the transport so the session closes it, unless it has."""
         self.eof = True
+        if self._lingering:
+            self.deadlines.clear(self)
+            return False  # the transport closes itself
         if self.header is None and self._header_parser is not None:
             try:
                 self._header_parser.eof()
@@ -155,8 +159,18 @@ class AgiConnection(asyncio.Protocol):
         self.wake()
         return True
 
+    def linger(self, timeout: float) -> None:
+        """The session is closed and half-closed: absorb what comes until EOF, then close.
+
+        Without EOF within ``timeout`` seconds the transport is closed anyway.
+        """
+        self._lingering = True
+        self.deadlines.set(self, timeout, _linger_late)
+
     def connection_lost(self, exc: Exception | None) -> None:
         """The connection is gone: wake everyone waiting."""
+        if self._lingering:
+            self.deadlines.clear(self)
         if not self.eof:
             self.eof_received()
         writable, self._writable = self._writable, None
@@ -226,7 +240,6 @@ class AgiSession:
         self._closed = False
         self._released = False  # half-closed by release()
         self._expired = False
-        self._late = False  # close() waited its close_timeout for Asterisk's EOF
 
     @classmethod
     async def accept(
@@ -449,7 +462,7 @@ class AgiSession:
         self._conn.wake()
 
     def release(self) -> None:
-        """Half-close now, so Asterisk gets its channel back; ``close()`` later absorbs the rest.
+        """Half-close now, so Asterisk gets its channel back; ``close()`` later finishes the call.
 
         Work done between the two overlaps Asterisk's side of the goodbye: its EOF is then
         usually in by ``close()``, and the loop need not sleep and wake again for it.
@@ -465,23 +478,21 @@ class AgiSession:
         self._released = True
 
     async def close(self) -> None:
-        """Half-close, absorb Asterisk's final HANGUP line until EOF (briefly), then close."""
+        """Half-close and return; the connection closes itself at Asterisk's EOF.
+
+        Asterisk may still send its final HANGUP line: the connection absorbs it, and closes
+        at EOF or after ``close_timeout``. The call's task need not wake again for that.
+        """
         if self._closed:
             return
-        transport, conn = self._transport, self._conn
-        try:
-            self.release()
-            self._closed = True
-            if self._released and not (conn.eof or conn.error is not None):
-                conn.deadlines.set(self, self.close_timeout, _close_late)
-                while not (conn.eof or conn.error is not None or self._late):
-                    await conn.wait()
-        except OSError:
-            pass
-        finally:
-            conn.deadlines.clear(self)
-            self._note_stale_events()
-            transport.close()
+        self.release()
+        self._closed = True
+        self._note_stale_events()
+        conn = self._conn
+        if self._released and not (conn.eof or conn.error is not None):
+            conn.linger(self.close_timeout)
+        else:
+            self._transport.close()
 
 
 def _command_late(session: AgiSession) -> None:
@@ -489,7 +500,7 @@ def _command_late(session: AgiSession) -> None:
     session._expire()
 
 
-def _close_late(session: AgiSession) -> None:
+def _linger_late(conn: AgiConnection) -> None:
     """Asterisk's EOF did not come within the close timeout: close without it."""
-    session._late = True
-    session._conn.wake()
+    if conn.transport is not None:
+        conn.transport.close()

@@ -63,7 +63,8 @@ class _Transport:
     def _goodbye(self) -> None:
         if not self._closing and self._conn is not None:
             self._conn.data_received(b"HANGUP\n")
-            self._conn.eof_received()
+            if not self._conn.eof_received():  # as real transports do: close at a false reply
+                self.close()
 
     def can_write_eof(self) -> bool:
         """Half-closing is supported."""

@@ -197,17 +197,31 @@ async def test_hangup_between_commands_is_noted(agi_pair: Pair) -> None:
     assert session.hung_up
 
 
-async def test_close_half_closes_and_absorbs_final_hangup(agi_pair: Pair) -> None:
+async def _closes_within(session: AgiSession, seconds: float) -> float:
+    """Wait until the session's transport is closed; return how long that took."""
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    async with asyncio.timeout(seconds):
+        while not session._transport.is_closing():
+            await asyncio.sleep(0.005)
+    return loop.time() - t0
+
+
+async def test_close_returns_at_once_and_the_connection_closes_at_asterisks_eof(
+    agi_pair: Pair,
+) -> None:
     session, fake = agi_pair
-    closing = asyncio.create_task(session.close())
+    session.close_timeout = 5.0
+    await session.close()  # no wait for the peer: the call's task is done with it
+    assert session.closed and not session._transport.is_closing()
     assert await fake.read_to_eof() == b""  # our write side was shut down
-    await fake.reply("HANGUP")
+    await fake.reply("HANGUP")  # absorbed by the connection, unread
     fake.close()
-    await closing
-    assert session.closed and session.hung_up
+    assert await _closes_within(session, 1.0) < 1.0  # at the EOF, not after close_timeout
+    await session.close()  # idempotent
 
 
-async def test_release_half_closes_at_once_and_close_absorbs_the_rest(agi_pair: Pair) -> None:
+async def test_release_half_closes_at_once_and_close_finishes(agi_pair: Pair) -> None:
     session, fake = agi_pair
     session.release()
     assert await fake.read_to_eof() == b""  # the peer sees EOF before close() is awaited
@@ -217,17 +231,29 @@ async def test_release_half_closes_at_once_and_close_absorbs_the_rest(agi_pair: 
     await fake.reply("HANGUP")
     fake.close()
     await session.close()
-    assert session.closed and session.hung_up
+    assert session.closed
+    await _closes_within(session, 1.0)
     session.release()  # harmless once closed
 
 
 async def test_close_does_not_wait_forever_for_peer(agi_pair: Pair) -> None:
     session, _ = agi_pair
     session.close_timeout = 0.05
-    async with asyncio.timeout(1):
-        await session.close()
+    await session.close()
     assert session.closed
+    assert 0.04 <= await _closes_within(session, 1.0) < 0.5  # no EOF: closed by the deadline
     await session.close()  # idempotent
+
+
+async def test_a_closed_session_ignores_what_asterisk_still_sends(agi_pair: Pair) -> None:
+    session, fake = agi_pair
+    session.close_timeout = 5.0
+    await session.close()
+    await fake.reply("garbage that is not AGI\x00")
+    await fake.reply("200 result=1")
+    fake.close()
+    await _closes_within(session, 1.0)
+    assert session._conn.error is None and not session._events
 
 
 async def test_accept_with_reply_bytes_in_header_packet() -> None:
