@@ -464,8 +464,7 @@ class AgiSession:
     def release(self) -> None:
         """Half-close now, so Asterisk gets its channel back; ``close()`` later finishes the call.
 
-        Work done between the two overlaps Asterisk's side of the goodbye: its EOF is then
-        usually in by ``close()``, and the loop need not sleep and wake again for it.
+        Asterisk gets its channel back before the call's CDR end is built, not after.
         """
         transport = self._transport
         if self._closed or self._released or self._busy or transport.is_closing():
