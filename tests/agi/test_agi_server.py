@@ -319,3 +319,29 @@ async def test_a_call_starts_in_the_callback_that_read_its_header(
     fake.close()
     assert tasks[0] is None
     assert tasks[1] is not None
+
+
+async def test_a_finished_call_closes_at_asterisks_eof_and_stop_closes_one_still_waiting(
+    servers: list[AgiServer],
+) -> None:
+    sessions: list[AgiSession] = []
+
+    async def inbound(session: AgiSession) -> None:
+        sessions.append(session)  # the handler ends at once: the server closes the session
+
+    server = await serve(servers, {"/inbound": inbound})
+    prompt = await FakeAsterisk.connect(server.port)
+    silent = await FakeAsterisk.connect(server.port)
+    for fake in (prompt, silent):
+        assert await fake.read_to_eof() == b""  # half-closed by the server
+    await until(lambda: len(sessions) == 2 and server.active == 0)  # no task waits for an EOF
+
+    def closed() -> int:
+        return sum(session._transport.is_closing() for session in sessions)
+
+    assert closed() == 0  # both connections wait for Asterisk's EOF
+    prompt.close()
+    await until(lambda: closed() == 1, wait=0.5)  # at the EOF
+    await server.stop(grace=0.5)
+    assert closed() == 2  # the silent one: closed by stop(), not after its close_timeout
+    silent.close()
