@@ -62,8 +62,8 @@ class AgiServer:
         self._on_header: Callable[[AgiConnection], None] = self._header_received
         self._on_error: Callable[[AgiConnection, ProtocolError], None] = self._not_agi
         self._forget: Callable[[asyncio.Task[None]], None] = self._tasks.discard
-        self._pending: set[AgiConnection] = set()  # connected, header not yet complete
         self._header_late_cb: Callable[[AgiConnection], None] = self._header_late
+        self._pending: set[AgiConnection] = set()  # connected, header not yet complete
         self._deadlines: Deadlines | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False

@@ -144,7 +144,7 @@ class AgiConnection(asyncio.Protocol):
         self.wake()
 
     def eof_received(self) -> bool:
-        """Note the peer's EOF; keep the transport so the session closes it, unless it has."""
+        """Note the peer's EOF; keep the transport for the session, unless it is closed."""
         self.eof = True
         if self._lingering:
             self.deadlines.clear(self)
@@ -462,9 +462,9 @@ class AgiSession:
         self._conn.wake()
 
     def release(self) -> None:
-        """Half-close now, so Asterisk gets its channel back; ``close()`` later finishes the call.
+        """Half-close now, so Asterisk has its channel back before the call's CDR end is built.
 
-        Asterisk gets its channel back before the call's CDR end is built, not after.
+        ``close()`` later finishes the session.
         """
         transport = self._transport
         if self._closed or self._released or self._busy or transport.is_closing():
